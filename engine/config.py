@@ -1,0 +1,61 @@
+"""Settings: the one place that reads the environment, once, with casts and clear errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import ConfigurationError
+
+__all__ = ["Settings"]
+
+DEFAULT_DATABASE_FILE = "portalbridge.db"
+IN_PROCESS_BROKER = "memory://"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Process settings (``PORTALBRIDGE_*``). Defaults run everything embedded."""
+
+    database_url: str
+    broker_url: str = IN_PROCESS_BROKER
+    config_path: Path = Path("routing.yaml")
+    mllp_port: int = 2575
+    http_port: int = 8080
+    bind_host: str = "127.0.0.1"
+    log_level: str = "INFO"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("memory://")
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None,
+                         cwd: Path | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        folder = cwd or Path.cwd()
+        return cls(
+            database_url=env.get("PORTALBRIDGE_DATABASE_URL")
+            or f"sqlite:///{folder / DEFAULT_DATABASE_FILE}",
+            broker_url=env.get("PORTALBRIDGE_BROKER_URL") or IN_PROCESS_BROKER,
+            config_path=Path(env.get("PORTALBRIDGE_CONFIG") or folder / "routing.yaml"),
+            mllp_port=_port(env, "PORTALBRIDGE_MLLP_PORT", 2575),
+            http_port=_port(env, "PORTALBRIDGE_HTTP_PORT", 8080),
+            bind_host=env.get("PORTALBRIDGE_BIND_HOST") or "127.0.0.1",
+            log_level=(env.get("PORTALBRIDGE_LOG_LEVEL") or "INFO").upper(),
+        )
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}: {raw!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(f"{name}: {port} is outside 0-65535")
+    return port

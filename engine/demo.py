@@ -1,0 +1,146 @@
+"""``portalbridge demo``: the engine's main job end to end, on embedded defaults.
+
+It starts the MLLP listener and the HTTP API on a scratch SQLite database, sends the bundled
+sample feed through a real TCP connection as an EMR would, prints every acknowledgement,
+then asks the HTTP API for the resulting patient index records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from engine.bootstrap import Runtime, build_runtime, run_components
+from engine.config import Settings
+
+__all__ = ["run_demo"]
+
+
+def run_demo(settings: Settings, *, keep: bool = False) -> int:
+    folder = Path(tempfile.mkdtemp(prefix="portalbridge-demo-"))
+    samples = resources.files("engine") / "samples"
+    config = settings.config_path if settings.config_path.exists() else Path(str(samples / "routing.yaml"))
+    demo_settings = replace(settings, database_url=f"sqlite:///{folder / 'portalbridge.db'}",
+                            mllp_port=0, http_port=0, bind_host="127.0.0.1", config_path=config)
+    print(f"portalbridge demo: rules {config}, database {folder / 'portalbridge.db'}")
+    runtime = build_runtime(demo_settings)
+    server = _ServerThread(runtime)
+    server.start()
+    try:
+        mllp, http = server.wait_ready()
+        feed = (samples / "demo_feed.hl7").read_bytes()
+        _send_feed(feed, mllp)
+        _show_patients(http)
+    finally:
+        server.shutdown()
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+class _ServerThread(threading.Thread):
+    """``serve`` (listener + API) on its own event loop, stoppable from the caller's thread."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(name="portalbridge-serve", daemon=True)
+        self._runtime = runtime
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop, self._stop_event = asyncio.get_running_loop(), asyncio.Event()
+        await run_components(self._runtime, frozenset({"listen", "api"}), stop=self._stop_event,
+                             on_ready=lambda _runtime: self._ready.set())
+
+    def wait_ready(self) -> tuple[int, int]:
+        if not self._ready.wait(30) or self._error is not None:
+            raise RuntimeError(f"the engine did not start: {self._error!r}")
+        ports = self._runtime.bound_ports
+        return ports["mllp"], ports["http"]
+
+    def shutdown(self) -> None:
+        if self._loop is not None and self._stop_event is not None:
+            self._loop.call_soon_threadsafe(self._stop_event.set)
+        self.join(30)
+
+
+def _send_feed(feed: bytes, port: int) -> None:
+    print(f"\nsending the sample feed to MLLP port {port}:")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        for message in (m for m in feed.split(b"\n") if m.strip()):
+            conn.sendall(b"\x0b" + message.strip(b"\r\n") + b"\r\x1c\r")
+            ack = _read_frame(conn)
+            print(f"  {_summary(message)} -> {_ack_summary(ack)}")
+
+
+def _read_frame(conn: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\x1c\r"):
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise RuntimeError("the listener closed the connection")
+        data += chunk
+    return data.strip(b"\x0b\x1c\r")
+
+
+def _summary(message: bytes) -> str:
+    fields = message.split(b"\r", 1)[0].decode().split("|")
+    return f"{fields[8]:<22} {fields[9]:<11} from {fields[3]}"
+
+
+def _ack_summary(ack: bytes) -> str:
+    segments = {s[:3]: s.split("|") for s in ack.decode().split("\r") if s}
+    msa = segments.get("MSA", [])
+    code, text = (msa + ["", "", "", ""])[1], (msa + ["", "", "", ""])[3]
+    return f"{code} {text}".rstrip()
+
+
+def _show_patients(port: int) -> None:
+    base = f"http://127.0.0.1:{port}/mpi/patients"
+    for label, query in (("identifier NGH|100234", {"identifier": "NGH|100234"}),
+                         ("identifier NGH|100999 (merged away)", {"identifier": "NGH|100999"}),
+                         ("family SAMPLE born 1984-03-12", {"family": "SAMPLE", "birthdate": "1984-03-12"})):
+        with urllib.request.urlopen(f"{base}?{urllib.parse.urlencode(query)}", timeout=10) as reply:  # noqa: S310 - our own loopback URL
+            body = json.load(reply)
+        print(f"\nGET /mpi/patients by {label}: {body['total']} patient(s)")
+        for patient in body["patients"]:
+            _print_patient(patient)
+
+
+def _print_patient(patient: dict[str, Any]) -> None:
+    best, where = patient["best_demographics"], patient["provenance"]
+    name = best["names"][0] if best["names"] else {"given": [], "family": ""}
+    print(f"  patient {patient['id']}  (best record: {patient['winner']['facility']}, "
+          f"tier {patient['winner']['tier']})")
+    print(f"    name      {' '.join(name['given'])} {name['family']}  [{where.get('names', '-')}]")
+    print(f"    born      {best['birth_date']}  sex {best['sex']}  [{where.get('birth_date', '-')}]")
+    for address in best["addresses"][:1]:
+        print(f"    address   {', '.join(address['lines'])}, {address['city']}  [{where.get('addresses', '-')}]")
+    for phone in best["phones"][:1]:
+        print(f"    phone     {phone['value']}  [{where.get('phones', '-')}]")
+    for email in best["emails"][:1]:
+        print(f"    email     {email['value']}  [{where.get('emails', '-')}]")
+    ids = ", ".join(f"{i['authority']}|{i['value']}" for i in patient["identifiers"])
+    print(f"    ids       {ids}")
+    for record in patient["source_records"]:
+        state = "active" if record["active"] else f"merged into record {record['merged_into']}"
+        print(f"    record    {record['facility']} {record['authority']}|{record['mrn']} ({state})")

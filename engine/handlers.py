@@ -1,0 +1,177 @@
+"""Command handlers: plain functions in an explicit table, run inside one unit of work.
+
+``MessageBus.handle`` adds what every command needs: the idempotency check on
+(sender, control id), the translation of index errors into the engine's tree, and the
+``mpi.changed`` events written to the outbox in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from engine.commands import (
+    ChangePatientIdentifier,
+    Command,
+    MergePatientRecords,
+    MessageOrigin,
+    Outcome,
+    UpsertPatientRecord,
+)
+from engine.domain.clock import Clock, IdSource
+from engine.domain.events import MpiRecordChanged
+from engine.errors import Conflict, InvalidMessage, NotFound
+from engine.rules import RoutingRules
+from engine.uow import OutboxMessage, UnitOfWork
+from mpi.errors import IdentifierInUse, InvalidIndexOperation, MpiError, UnknownRecord
+from mpi.index import PatientChange, PatientIndex
+from mpi.model import Identifier, RecordKey
+
+__all__ = ["HANDLERS", "MessageBus"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    index: PatientIndex
+    uow: UnitOfWork
+
+
+Handler = Callable[[Command, _Context], list[PatientChange]]
+
+
+def upsert_patient_record(command: UpsertPatientRecord, ctx: _Context) -> list[PatientChange]:
+    return ctx.index.upsert(command.key, command.update)
+
+
+def merge_patient_records(command: MergePatientRecords, ctx: _Context) -> list[PatientChange]:
+    changes: list[PatientChange] = []
+    for merge in command.merges:
+        changes.extend(ctx.index.merge(merge.survivor, merge.prior, merge.update))
+    return _last_per_patient(changes)
+
+
+def change_patient_identifier(command: ChangePatientIdentifier, ctx: _Context) -> list[PatientChange]:
+    changes: list[PatientChange] = []
+    for change in command.changes:
+        changes.extend(ctx.index.change_identifier(change.old, change.new, change.update))
+    return _last_per_patient(changes)
+
+
+HANDLERS: dict[type, Handler] = {
+    UpsertPatientRecord: upsert_patient_record,  # type: ignore[dict-item]
+    MergePatientRecords: merge_patient_records,  # type: ignore[dict-item]
+    ChangePatientIdentifier: change_patient_identifier,  # type: ignore[dict-item]
+}
+
+
+def _last_per_patient(changes: list[PatientChange]) -> list[PatientChange]:
+    """Several groups of one message may touch one patient: its single event carries every
+    field that moved, from the first old value to the last new one."""
+    combined: dict[str, PatientChange] = {}
+    for change in changes:
+        first = combined.get(change.patient_id)
+        if first is None:
+            combined[change.patient_id] = change
+            continue
+        fields = dict(first.changed)
+        for name, (old, new) in change.changed.items():
+            fields[name] = (fields[name][0] if name in fields else old, new)
+        fields = {name: (old, new) for name, (old, new) in fields.items() if old != new}
+        combined[change.patient_id] = replace(change, changed=fields,
+                                              created=first.created or change.created)
+    return list(combined.values())
+
+
+_MPI_ERRORS: dict[type[MpiError], Callable[[str], Exception]] = {
+    UnknownRecord: lambda reason: NotFound(reason, "MRG-1"),
+    IdentifierInUse: lambda reason: Conflict(reason, "PID-3"),
+    InvalidIndexOperation: lambda reason: InvalidMessage(reason, "MRG-1", code="102"),
+}
+
+
+class MessageBus:
+    """Runs commands against a unit of work, with the services handlers need injected once."""
+
+    def __init__(self, rules: RoutingRules, clock: Clock, ids: IdSource) -> None:
+        self._rules = rules
+        self._clock = clock
+        self._ids = ids
+        self._publish_mpi_changed = "mpi.changed" in rules.events.publish
+
+    def prefetch(self, commands: Iterable[Command], uow: UnitOfWork) -> None:
+        """Load what a batch of commands will read, in as few queries as the store can."""
+        commands = list(commands)
+        uow.inbox.prefetch(c.origin for c in commands)
+        keys = list(_keys_of(commands))
+        uow.mpi.prefetch(keys, _identifiers_of(commands))
+
+    def handle(self, command: Command, uow: UnitOfWork) -> Outcome:
+        """Apply ``command`` in ``uow`` (not committed here); raise ``RejectedMessage`` on refusal."""
+        if uow.inbox.seen(command.origin):
+            return Outcome("duplicate", detail="already committed; not applied again")
+        index = PatientIndex(uow.mpi, self._rules.tier_of, self._ids.new_id, self._clock.now)
+        try:
+            changes = HANDLERS[type(command)](command, _Context(index, uow))
+        except MpiError as exc:
+            raise _MPI_ERRORS[type(exc)](exc.reason) from exc
+        events = self._record_events(changes, command.origin, uow)
+        outcome = Outcome("applied", tuple(c.patient_id for c in changes), events,
+                          changes=tuple(changes))
+        uow.inbox.record(command.origin, outcome, self._clock.now())
+        return outcome
+
+    def _record_events(self, changes: list[PatientChange], origin: MessageOrigin,
+                       uow: UnitOfWork) -> int:
+        if not self._publish_mpi_changed:
+            return 0
+        for change in changes:
+            event = self._mpi_changed(change, origin)
+            uow.outbox.add(OutboxMessage(
+                event_id=self._ids.new_uuid(), routing_key=event.routing_key,
+                subject=event.subject, sequence=self._next_sequence(change.patient_id, uow),
+                correlation_id=event.correlation_id, occurred_at=event.occurred_at,
+                data=event.data()))
+        return len(changes)
+
+    def _mpi_changed(self, change: PatientChange, origin: MessageOrigin) -> MpiRecordChanged:
+        return MpiRecordChanged(
+            subject=change.patient_id, occurred_at=self._clock.now(),
+            correlation_id=origin.control_id,
+            identifiers=tuple(i.to_dict() for i in change.identifiers), changes=change.changed,
+            winner_facility=change.winner_facility, winner_tier=change.winner_tier,
+            created=change.created, merged_into=change.merged_into,
+            source={"channel": origin.channel, "sender": origin.sender,
+                    "message_type": origin.message_type, "control_id": origin.control_id,
+                    "facility": origin.facility})
+
+    @staticmethod
+    def _next_sequence(patient_id: str, uow: UnitOfWork) -> int:
+        patient = uow.mpi.get_patient(patient_id)
+        if patient is None:  # pragma: no cover - a change always names a stored patient
+            return 0
+        patient.event_sequence += 1
+        uow.mpi.patient_changed(patient)
+        return patient.event_sequence
+
+
+def _keys_of(commands: list[Command]) -> Iterator[RecordKey]:
+    for command in commands:
+        if isinstance(command, UpsertPatientRecord):
+            yield command.key
+        elif isinstance(command, MergePatientRecords):
+            for merge in command.merges:
+                yield from (merge.survivor, merge.prior)
+        else:
+            for change in command.changes:
+                yield from (change.old, change.new)
+
+
+def _identifiers_of(commands: list[Command]) -> Iterator[Identifier]:
+    for command in commands:
+        updates = ([command.update] if isinstance(command, UpsertPatientRecord)
+                   else [m.update for m in command.merges] if isinstance(command, MergePatientRecords)
+                   else [c.update for c in command.changes])
+        for update in updates:
+            yield from update.values.identifiers
+    for key in _keys_of(commands):
+        yield Identifier(key.mrn, key.authority)

@@ -1,0 +1,78 @@
+"""The router: which facility sent a message, whether it may, and which route takes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.errors import UnroutableMessage
+from engine.rules import Facility, Route, RoutingRules
+
+__all__ = ["RouteDecision", "RouteRequest", "Router"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteRequest:
+    """What routing looks at, whatever the input format."""
+
+    sender_application: str
+    sender_facility: tuple[str, ...]  # candidate codes, e.g. MSH-4.1 and MSH-4.2
+    message_type: str
+    trigger: str
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """The route that matched, the sending facility, and why (for ``route explain``)."""
+
+    route: Route
+    route_index: int
+    facility: Facility
+    explanation: tuple[str, ...]
+
+
+class Router:
+    """First matching route wins, in file order."""
+
+    def __init__(self, rules: RoutingRules) -> None:
+        self._rules = rules
+
+    def route(self, request: RouteRequest) -> RouteDecision:
+        facility, why_facility = self._facility(request)
+        why_sender = self._accept_sender(request, facility)
+        for index, route in enumerate(self._rules.routes):
+            if route.match.accepts(request.message_type, request.trigger, facility.code,
+                                   request.version):
+                label = f"routes[{index}]" + (f" ({route.name})" if route.name else "")
+                why_route = (f"{label} matched {request.message_type}^{request.trigger} "
+                             f"-> {route.action.value}")
+                return RouteDecision(route, index, facility, (why_facility, why_sender, why_route))
+        raise self._no_route(request, facility)
+
+    def _facility(self, request: RouteRequest) -> tuple[Facility, str]:
+        for candidate in request.sender_facility:
+            facility = self._rules.facility(candidate) if candidate else None
+            if facility is not None:
+                return facility, f"sending facility '{candidate}' is facility {facility.code} (tier {facility.tier})"
+        shown = next((c for c in request.sender_facility if c), "")
+        raise UnroutableMessage(
+            f"sending facility '{shown}' is not a facility in routing.yaml", "MSH-4", code="103")
+
+    def _accept_sender(self, request: RouteRequest, facility: Facility) -> str:
+        senders = self._rules.senders
+        if not senders:
+            return "routing.yaml lists no senders: every known facility is accepted"
+        app = request.sender_application.upper()
+        for index, sender in enumerate(senders):
+            if sender.facility == facility.code and sender.application.upper() in ("*", app):
+                return f"sender accepted by senders[{index}]"
+        raise UnroutableMessage(
+            f"sending application '{request.sender_application}' at facility {facility.code} "
+            "is not an accepted sender", "MSH-3", code="103")
+
+    def _no_route(self, request: RouteRequest, facility: Facility) -> UnroutableMessage:
+        known_type = any(request.message_type.upper() in (t.upper() for t in r.match.message_type)
+                         for r in self._rules.routes)
+        what = f"{request.message_type}^{request.trigger}" if request.trigger else request.message_type
+        return UnroutableMessage(f"no route accepts {what} from facility {facility.code}",
+                                 "MSH-9", code="201" if known_type else "200")

@@ -1,0 +1,257 @@
+"""routing.yaml, the interface analysts' file, read into frozen validated models.
+
+Every problem is reported with its key path (``routes[3].action: unknown action 'upsrt'``);
+an unknown key is an error, never ignored, because a misspelt key silently doing nothing is
+the classic way an interface goes wrong in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import ConfigurationError
+
+__all__ = [
+    "EVENT_TYPES",
+    "Action",
+    "EventRules",
+    "Facility",
+    "Hl7Rules",
+    "Match",
+    "Route",
+    "RoutingRules",
+    "Sender",
+    "load_rules",
+    "parse_rules",
+]
+
+#: Status-change event types (routing keys) the engine knows how to publish.
+EVENT_TYPES = ("mpi.changed", "member.enrolled", "member.activated", "member.deactivated",
+               "member.reactivated")
+
+
+class Action(StrEnum):
+    """What a route turns a message into."""
+
+    UPSERT_PATIENT = "upsert_patient"
+    MERGE_PATIENTS = "merge_patients"
+    CHANGE_IDENTIFIER = "change_identifier"
+    IGNORE = "ignore"  # acknowledged with AA, nothing applied
+    REJECT = "reject"  # acknowledged with AR and the route's reason
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+Codes = Annotated[tuple[str, ...], Field(min_length=1)]
+
+
+def _as_codes(value: Any) -> Any:
+    """Accept a single code or a list of codes; ``"*"`` means any."""
+    return (value,) if isinstance(value, str) else value
+
+
+class Facility(_Strict):
+    """A facility that sends patient data, and how much its demographics are trusted."""
+
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+    name: str = ""
+    tier: Annotated[int, Field(ge=0)]
+    assigning_authority: str = ""  # used when an identifier names no authority
+    aliases: tuple[str, ...] = ()  # other MSH-4 values or FHIR identifiers for this facility
+
+    @property
+    def default_authority(self) -> str:
+        return self.assigning_authority or self.code
+
+
+class Sender(_Strict):
+    """An accepted sender: MSH-3 sending application at a facility (``*`` for any)."""
+
+    application: str = "*"
+    facility: str
+
+
+class Match(_Strict):
+    """Which messages a route applies to; every given criterion must hold."""
+
+    message_type: Codes = ("*",)
+    trigger: Codes = ("*",)
+    facility: Codes = ("*",)
+    version: Codes = ("*",)
+
+    _codes = field_validator("message_type", "trigger", "facility", "version", mode="before")(_as_codes)
+
+    def accepts(self, message_type: str, trigger: str, facility: str, version: str) -> bool:
+        return all(_matches(allowed, value) for allowed, value in (
+            (self.message_type, message_type), (self.trigger, trigger),
+            (self.facility, facility), (self.version, version)))
+
+
+def _matches(allowed: tuple[str, ...], value: str) -> bool:
+    return "*" in allowed or value.upper() in (a.upper() for a in allowed)
+
+
+class Route(_Strict):
+    """One rule: the first route whose ``match`` accepts a message decides its action."""
+
+    name: str = ""
+    match: Match = Match()
+    action: Action
+    reason: str = ""  # told to the sender on ``reject`` (and ``ignore``)
+    strict: bool = False  # validate the message structure with hl7apy before applying
+
+    @model_validator(mode="after")
+    def _reject_needs_reason(self) -> Route:
+        if self.action is Action.REJECT and not self.reason:
+            raise ValueError("a 'reject' route needs a 'reason' the sender will read")
+        return self
+
+
+class EventRules(_Strict):
+    """Which status-change events are published (the specification's "Selection of Notifications")."""
+
+    publish: tuple[Literal["mpi.changed", "member.enrolled", "member.activated",
+                           "member.deactivated", "member.reactivated"], ...] = EVENT_TYPES
+    source: str = "urn:portalbridge"  # the CloudEvents ``source`` attribute
+
+
+class Hl7Rules(_Strict):
+    """How the MLLP listener reads bytes."""
+
+    fallback_encoding: str | None = "cp1252"  # when bytes are not UTF-8 and MSH-18 is empty
+    max_frame_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    receiving_application: str = "PORTALBRIDGE"
+    receiving_facility: str = "PORTALBRIDGE"
+
+
+class RoutingRules(_Strict):
+    """The whole routing.yaml."""
+
+    version: Literal[1] = 1
+    facilities: Annotated[tuple[Facility, ...], Field(min_length=1)]
+    senders: tuple[Sender, ...] = ()
+    routes: Annotated[tuple[Route, ...], Field(min_length=1)]
+    events: EventRules = EventRules()
+    hl7: Hl7Rules = Hl7Rules()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> RoutingRules:
+        problems = _facility_problems(self.facilities)
+        known = {f.code for f in self.facilities}
+        problems += [f"senders[{i}].facility: unknown facility '{s.facility}'"
+                     for i, s in enumerate(self.senders) if s.facility not in known]
+        for i, route in enumerate(self.routes):
+            problems += [f"routes[{i}].match.facility: unknown facility '{code}'"
+                         for code in route.match.facility if code != "*" and code not in known]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def facility(self, code: str) -> Facility | None:
+        """The facility with this code, or whose aliases include it."""
+        return self._facility_index().get(code.upper())
+
+    def tier_of(self, code: str) -> int:
+        """Tier rank of a facility; an unknown facility ranks last."""
+        facility = self.facility(code)
+        return facility.tier if facility is not None else 1_000_000
+
+    def _facility_index(self) -> Mapping[str, Facility]:
+        index: dict[str, Facility] | None = self.__dict__.get("_index_cache")
+        if index is None:
+            index = {}
+            for facility in self.facilities:
+                for name in (facility.code, *facility.aliases):
+                    index.setdefault(name.upper(), facility)
+            object.__setattr__(self, "_index_cache", index)  # frozen model: cache only
+        return index
+
+
+def _facility_problems(facilities: tuple[Facility, ...]) -> list[str]:
+    problems, seen = [], {}
+    for i, facility in enumerate(facilities):
+        for name in (facility.code, *facility.aliases):
+            first = seen.setdefault(name.upper(), i)
+            if first != i:
+                problems.append(f"facilities[{i}]: '{name}' is already used by facilities[{first}]")
+    return problems
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise ConfigurationError(f"line {line}: duplicate key '{key}'")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_rules(path: Path) -> RoutingRules:
+    """Read and validate a routing file; raise ``ConfigurationError`` listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read the routing file ({exc.strerror})") from exc
+    return parse_rules(text, source=str(path))
+
+
+def parse_rules(text: str, source: str = "routing.yaml") -> RoutingRules:
+    """Validate routing YAML text; raise ``ConfigurationError`` listing every problem."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{source}: the file must hold a mapping of settings")
+    try:
+        return RoutingRules.model_validate(data)
+    except ValidationError as exc:
+        problems = tuple(line for error in exc.errors() for line in _describe(error).split("\n"))
+        raise ConfigurationError(f"{source}: {len(problems)} problem(s)", problems) from exc
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    path = _key_path(error["loc"])
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind in {"enum", "literal_error"}:
+        allowed = error.get("ctx", {}).get("expected", "")
+        name = path.rsplit(".", 1)[-1].split("[")[0]
+        return f"{path}: unknown {name.rstrip('s')} {value!r} (expected {allowed})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if "\n" in message or message.startswith(("senders[", "routes[", "facilities[")):
+        return message  # cross-reference problems carry their own paths
+    return f"{path}: {message}"
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).startswith(("function-", "tagged-union")):
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"

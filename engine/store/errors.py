@@ -1,0 +1,21 @@
+"""Translate SQLAlchemy's errors into the engine's tree, at the edge that calls the library."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from engine.committer import classify_engine_error
+from engine.errors import EngineError, StoreUnavailable
+
+__all__ = ["classify_store_error"]
+
+
+def classify_store_error(exc: Exception) -> EngineError:
+    """What a failed unit of work means for the sender."""
+    if isinstance(exc, IntegrityError):
+        return StoreUnavailable("another writer stored the same key first", retry_at_once=True)
+    if isinstance(exc, DBAPIError):
+        return StoreUnavailable(f"database unavailable ({type(exc.orig).__name__})")
+    if isinstance(exc, SQLAlchemyError):
+        return StoreUnavailable(f"database error ({type(exc).__name__})")
+    return classify_engine_error(exc)

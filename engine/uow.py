@@ -1,0 +1,78 @@
+"""The unit of work and the two stores it carries beside the index: inbox and outbox.
+
+A unit of work is one transaction. It rolls back unless ``commit`` is called, and the outbox
+rows are written in that same commit, so an event exists exactly when its change does.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from engine.commands import MessageOrigin, Outcome
+from mpi.repository import MpiRepository
+
+__all__ = ["Inbox", "Outbox", "OutboxMessage", "UnitOfWork"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxMessage:
+    """One event waiting to be published."""
+
+    event_id: str
+    routing_key: str
+    subject: str
+    sequence: int
+    correlation_id: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class Inbox(ABC):
+    """Remembers committed inbound messages by (sender, control id)."""
+
+    @abstractmethod
+    def seen(self, origin: MessageOrigin) -> bool:
+        """Whether a message with this sender and control id was committed before."""
+
+    @abstractmethod
+    def record(self, origin: MessageOrigin, outcome: Outcome, at: datetime) -> None:
+        """Remember the message as committed (takes effect with the unit of work)."""
+
+    def prefetch(self, origins: Iterable[MessageOrigin]) -> None:  # noqa: B027 - optional hint
+        """Hint: these origins will be asked about."""
+
+
+class Outbox(ABC):
+    """Collects events to publish after commit."""
+
+    @abstractmethod
+    def add(self, message: OutboxMessage) -> None:
+        """Queue ``message``; it is stored with the unit of work's commit."""
+
+
+class UnitOfWork(ABC):
+    """One transaction over the index, the inbox and the outbox."""
+
+    mpi: MpiRepository
+    inbox: Inbox
+    outbox: Outbox
+
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Write everything and commit; afterwards the unit of work is spent."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Roll back whatever was not committed and release the connection."""

@@ -1,0 +1,187 @@
+"""From an MLLP frame to its acknowledgements: decode, split, read, route, translate, apply.
+
+Every failure becomes an acknowledgement with a reason; nothing here raises to the
+listener. ``prepare`` (everything before the database) is shared with ``route explain``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from engine.commands import Command, Outcome
+from engine.domain.clock import Clock
+from engine.errors import EngineError, RejectedMessage, TransientFailure, UnroutableMessage
+from engine.rules import Action, Hl7Rules
+from engine.routing import RouteDecision, Router
+from inbound.hl7.ack import AckParts, ack_codes, build_ack
+from inbound.hl7.batch import split_stream
+from inbound.hl7.charset import decode_message
+from inbound.hl7.header import Header, control_id_of, read_header
+from inbound.hl7.reader import Delimiters, Er7Error, Er7Message, parse
+from inbound.hl7.translate import translate
+from inbound.mllp import OversizeFrame
+
+__all__ = ["Hl7Receiver", "Prepared", "prepare", "sniff_control_id"]
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[Command], Awaitable[Outcome]]
+Validate = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """A message read and routed, ready to apply (or already answered)."""
+
+    message: Er7Message | None
+    header: Header | None
+    delimiters: Delimiters
+    control_id: str
+    decision: RouteDecision | None = None
+    command: Command | None = None
+    error: EngineError | None = None  # refused before the database
+    note: str = ""  # text for the ACK of messages that apply nothing
+
+
+def prepare(text: str, encoding: str, router: Router,
+            validate: Validate | None = None) -> Prepared:
+    """Read and route one message; errors are returned in ``Prepared.error``, not raised."""
+    try:
+        message = parse(text, encoding)
+    except Er7Error as exc:
+        return Prepared(message=None, header=None, delimiters=Delimiters(),
+                        control_id=sniff_control_id(text), error=exc)
+    try:
+        header = read_header(message)
+    except RejectedMessage as exc:
+        return Prepared(message=message, header=None, delimiters=message.delimiters,
+                        control_id=control_id_of(message), error=exc)
+    base = {"message": message, "header": header, "delimiters": message.delimiters,
+            "control_id": header.control_id}
+    try:
+        decision = router.route(header.route_request())
+        route = decision.route
+        if route.action is Action.REJECT:
+            raise UnroutableMessage(route.reason, "MSH-9", code="200")
+        if route.action is Action.IGNORE:
+            return Prepared(**base, decision=decision, note=_ignored(decision))
+        if route.strict and validate is not None:
+            validate(message.to_er7())
+        return Prepared(**base, decision=decision, command=translate(message, header, decision))
+    except RejectedMessage as exc:
+        return Prepared(**base, error=exc)
+
+
+def _ignored(decision: RouteDecision) -> str:
+    reason = decision.route.reason or "the route applies nothing"
+    return f"not applied: {reason}"
+
+
+def sniff_control_id(text: str) -> str:
+    """Best-effort MSH-10 of a message we could not parse, so the AR can still echo it."""
+    start = text.find("MSH")
+    if start < 0 or len(text) < start + 4:
+        return ""
+    separator = text[start + 3]
+    first_segment = text[start:].replace("\n", "\r").split("\r", 1)[0]
+    fields = first_segment.split(separator)
+    return fields[9].strip()[:199] if len(fields) > 9 else ""
+
+
+class Hl7Receiver:
+    """Answers MLLP frames; one instance serves every connection of a listener."""
+
+    def __init__(self, router: Router, apply: Apply, clock: Clock, rules: Hl7Rules,
+                 validate: Validate | None = None) -> None:
+        self._router = router
+        self._apply = apply
+        self._clock = clock
+        self._rules = rules
+        self._validate = validate
+        self._ack_ids = (f"PB{n}" for n in itertools.count(1))
+        self._ack_prefix = format(int(clock.now().timestamp() * 1000), "x")
+
+    async def handle_frame(self, payload: bytes | OversizeFrame) -> list[bytes]:
+        if isinstance(payload, OversizeFrame):
+            return [self._oversize_ack(payload)]
+        try:
+            text, encoding = decode_message(payload, self._rules.fallback_encoding)
+            batch = split_stream(text)
+        except Er7Error as exc:
+            head = payload.decode("latin-1", errors="replace")
+            return [self._reply(self._refusal(head, exc), "latin-1")]
+        replies: list[str] = []
+        for message_text in batch.messages:
+            replies.extend(await self._handle_message(message_text, encoding))
+        if batch.is_batch:
+            replies = [self._batch_envelope(replies, batch.messages)]
+        return [r.encode(encoding, errors="replace") for r in replies]
+
+    async def _handle_message(self, text: str, encoding: str) -> list[str]:
+        prepared = await self._prepare(text, encoding)
+        error, note = prepared.error, prepared.note
+        if error is None and prepared.command is not None:
+            try:
+                outcome = await self._apply(prepared.command)
+                note = outcome.detail
+            except EngineError as exc:
+                error = exc
+        self._log(prepared, error)
+        parts = AckParts(header=prepared.header, delimiters=prepared.delimiters,
+                         control_id=prepared.control_id, error=error, text=note)
+        return [self._ack(parts, code) for code in ack_codes(prepared.header, error)]
+
+    async def _prepare(self, text: str, encoding: str) -> Prepared:
+        if self._validate is None:
+            return prepare(text, encoding, self._router)
+        # Strict validation with hl7apy is slow: keep it off the event loop.
+        return await asyncio.to_thread(prepare, text, encoding, self._router, self._validate)
+
+    def _ack(self, parts: AckParts, code: str) -> str:
+        return build_ack(parts, code, now=self._clock.now(), ack_id=self._next_ack_id(),
+                         defaults=(self._rules.receiving_application, self._rules.receiving_facility))
+
+    def _next_ack_id(self) -> str:
+        return f"{self._ack_prefix}{next(self._ack_ids)}"
+
+    def _refusal(self, text: str, error: EngineError) -> str:
+        parts = AckParts(header=None, delimiters=Delimiters(),
+                         control_id=sniff_control_id(text), error=error)
+        self._log(Prepared(message=None, header=None, delimiters=Delimiters(),
+                           control_id=parts.control_id), error)
+        return self._ack(parts, "AR")
+
+    def _reply(self, text: str, encoding: str) -> bytes:
+        return text.encode(encoding, errors="replace")
+
+    def _oversize_ack(self, frame: OversizeFrame) -> bytes:
+        error = RejectedMessage(
+            f"message of {frame.size} bytes exceeds the limit of {self._rules.max_frame_bytes}", "MSH")
+        return self._reply(self._refusal(frame.head.decode("latin-1", errors="replace"), error),
+                           "latin-1")
+
+    def _batch_envelope(self, acks: list[str], messages: list[str]) -> str:
+        d = Delimiters()
+        now = self._clock.now().strftime("%Y%m%d%H%M%S")
+        bhs = d.field.join(["BHS", d.encoding_characters, self._rules.receiving_application,
+                            self._rules.receiving_facility, "", "", now])
+        bts = d.field.join(["BTS", str(len(acks))])
+        return "\r".join([bhs, *(a.rstrip("\r") for a in acks), bts]) + "\r"
+
+    @staticmethod
+    def _log(prepared: Prepared, error: EngineError | None) -> None:
+        header = prepared.header
+        sender = header.sender if header else "?"
+        kind = f"{header.message_type}^{header.trigger}" if header else "?"
+        if error is None:
+            log.debug("applied %s %s from %s", kind, prepared.control_id, sender)
+        elif isinstance(error, TransientFailure):
+            log.warning("AE %s %s from %s: %s", kind, prepared.control_id, sender, error.reason)
+        else:
+            where = getattr(error, "location", None) or "-"
+            log.info("AR %s %s from %s at %s: %s", kind, prepared.control_id, sender, where,
+                     error.reason)

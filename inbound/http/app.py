@@ -1,0 +1,40 @@
+"""The HTTP application: MPI search, health, readiness and metrics (FastAPI)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from inbound.http.mpi import mpi_router
+from mpi.search import MpiSearch
+
+__all__ = ["create_app"]
+
+
+def create_app(*, search: MpiSearch, ready: Callable[[], dict[str, bool]],
+               metrics: Callable[[], str], version: str) -> FastAPI:
+    """The app for one process; ``ready`` names each dependency and whether it is up."""
+    app = FastAPI(title="portalbridge", version=version,
+                  description="Patient-portal integration engine: MPI, FHIR and account APIs.")
+    app.include_router(mpi_router(search))
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    def readyz() -> JSONResponse:
+        """Every dependency this process needs is up (503 and which one otherwise)."""
+        checks = ready()
+        status = 200 if all(checks.values()) else 503
+        return JSONResponse({"ready": status == 200, "checks": checks}, status_code=status)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def prometheus_metrics() -> str:
+        """Counters in the Prometheus text format."""
+        return metrics()
+
+    return app

@@ -1,0 +1,25 @@
+"""Errors of the patient index. The engine maps them onto its own tree at the handler edge."""
+
+from __future__ import annotations
+
+__all__ = ["IdentifierInUse", "InvalidIndexOperation", "MpiError", "UnknownRecord"]
+
+
+class MpiError(Exception):
+    """Root of the index's errors; nothing has been changed when one is raised."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownRecord(MpiError):
+    """The operation names a source record the index does not hold."""
+
+
+class IdentifierInUse(MpiError):
+    """The target identifier already belongs to another active record of that facility."""
+
+
+class InvalidIndexOperation(MpiError):
+    """The operation contradicts itself, for example merging a record into itself."""

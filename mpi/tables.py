@@ -1,0 +1,92 @@
+"""SQL tables of the patient index (SQLAlchemy Core), on a MetaData the engine extends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+__all__ = ["UtcDateTime", "identifiers", "metadata", "patients", "source_records"]
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+})
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way in and out, on PostgreSQL and SQLite alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("portalbridge stores aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ID = String(32)
+
+patients = Table(
+    "mpi_patients", metadata,
+    Column("id", ID, primary_key=True),
+    Column("merged_into", ID, nullable=True),
+    Column("best", Text, nullable=False),
+    Column("provenance", Text, nullable=False),
+    Column("winner_facility", String(64), nullable=False),
+    Column("winner_tier", Integer, nullable=True),
+    Column("event_sequence", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+source_records = Table(
+    "mpi_source_records", metadata,
+    Column("id", ID, primary_key=True),
+    Column("patient_id", ID, nullable=False, index=True),
+    Column("facility", String(64), nullable=False),
+    Column("authority", String(200), nullable=False),
+    Column("mrn", String(200), nullable=False),
+    Column("demographics", Text, nullable=False),
+    # Search keys, derived from the demographics when the record is written.
+    Column("family_name", String(200), nullable=False),
+    Column("birth_date", String(10), nullable=False),
+    Column("merged_into", ID, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("facility", "authority", "mrn", name="uq_mpi_source_records_key"),
+    Index("ix_mpi_source_records_family_birth", "family_name", "birth_date"),
+)
+
+identifiers = Table(
+    "mpi_identifiers", metadata,
+    Column("record_id", ID, primary_key=True),
+    Column("authority", String(200), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Column("type_code", String(16), nullable=False),
+    Index("ix_mpi_identifiers_lookup", "authority", "value"),
+)
