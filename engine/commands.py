@@ -10,16 +10,20 @@ from typing import Literal
 
 from mpi.index import PatientChange
 
-from mpi.model import DemographicsUpdate, RecordKey
+from mpi.model import Demographics, DemographicsUpdate, Identifier, RecordKey
 
 __all__ = [
+    "ApplyAtomically",
     "ChangePatientIdentifier",
     "Command",
     "IdentifierChange",
     "MergePatientRecords",
     "MessageOrigin",
     "Outcome",
+    "RecordLink",
     "RecordMerge",
+    "ResourceState",
+    "SavePatientResource",
     "UpsertPatientRecord",
 ]
 
@@ -78,7 +82,52 @@ class ChangePatientIdentifier:
     changes: tuple[IdentifierChange, ...]
 
 
-Command = UpsertPatientRecord | MergePatientRecords | ChangePatientIdentifier
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordLink:
+    """A resource-level link between two records (FHIR ``Patient.link``)."""
+
+    other_record_id: str
+    kind: Literal["replaced-by", "replaces"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavePatientResource:
+    """Create or replace a whole record, as a resource (FHIR create, update, conditional create).
+
+    ``record_id`` None creates; otherwise updates that record or creates it under that id.
+    ``if_none_exist``: when one active record carries all these identifiers, it is returned
+    unchanged instead of creating; several matches are a failed precondition.
+    """
+
+    origin: MessageOrigin
+    record_id: str | None
+    key: RecordKey
+    demographics: Demographics
+    expected_version: int | None = None
+    if_none_exist: tuple[Identifier, ...] = ()
+    links: tuple[RecordLink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyAtomically:
+    """Several commands that succeed or fail together (a FHIR transaction Bundle)."""
+
+    origin: MessageOrigin
+    commands: tuple[Command, ...]
+
+
+Command = (UpsertPatientRecord | MergePatientRecords | ChangePatientIdentifier
+           | SavePatientResource | ApplyAtomically)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceState:
+    """Where a resource-style write left its record."""
+
+    record_id: str
+    version: int
+    created: bool
+    changed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +139,5 @@ class Outcome:
     events: int = 0
     detail: str = ""
     changes: tuple[PatientChange, ...] = ()
+    resource: ResourceState | None = None
+    parts: tuple[Outcome, ...] = ()

@@ -9,8 +9,9 @@ class alone decides what the sender is told::
     │   ├── InvalidMessage       readable, but a required value is missing or wrong
     │   ├── UnroutableMessage    no route, unknown sender or unsupported message type
     │   ├── NotFound             the thing named does not exist
-    │   └── Conflict             the request contradicts stored state (identifier in use,
-    │                            version mismatch)
+    │   └── Conflict             the request contradicts stored state (identifier in use)
+    │       └── PreconditionFailed  a condition of the request does not hold (version
+    │                               mismatch, a conditional create matching several)
     ├── TransientFailure         try again later: HL7 AE, HTTP 503, requeue
     │   └── StoreUnavailable     the database could not be reached or gave up
     └── ConfigurationError       routing.yaml or the settings are wrong: fail at start
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidMessage",
     "MalformedMessage",
     "NotFound",
+    "PreconditionFailed",
     "RejectedMessage",
     "StoreUnavailable",
     "TransientFailure",
@@ -93,6 +95,10 @@ class Conflict(RejectedMessage):
     """The request contradicts stored state, for example an identifier already in use."""
 
     hl7_error_code = "205"
+
+
+class PreconditionFailed(Conflict):
+    """A condition the request set does not hold: an expected version, a unique match."""
 
 
 class TransientFailure(EngineError):

@@ -9,23 +9,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from engine.commands import (
+    ApplyAtomically,
     ChangePatientIdentifier,
     Command,
     MergePatientRecords,
     MessageOrigin,
     Outcome,
+    ResourceState,
+    SavePatientResource,
     UpsertPatientRecord,
 )
 from engine.domain.clock import Clock, IdSource
 from engine.domain.events import MpiRecordChanged
-from engine.errors import Conflict, InvalidMessage, NotFound
+from engine.errors import Conflict, InvalidMessage, NotFound, PreconditionFailed
 from engine.rules import RoutingRules
 from engine.uow import OutboxMessage, UnitOfWork
-from mpi.errors import IdentifierInUse, InvalidIndexOperation, MpiError, UnknownRecord
+from mpi.errors import (
+    AmbiguousMatch,
+    IdentifierInUse,
+    InvalidIndexOperation,
+    MpiError,
+    RecordExists,
+    UnknownRecord,
+    VersionConflict,
+)
 from mpi.index import PatientChange, PatientIndex
-from mpi.model import Identifier, RecordKey
+from mpi.model import Identifier, RecordKey, SourceRecord
 
 __all__ = ["HANDLERS", "MessageBus"]
 
@@ -36,31 +48,77 @@ class _Context:
     uow: UnitOfWork
 
 
-Handler = Callable[[Command, _Context], list[PatientChange]]
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a handler did: the patients whose best demographics moved, and the record
+    a resource-style write left behind."""
+
+    changes: list[PatientChange]
+    resource: ResourceState | None = None
 
 
-def upsert_patient_record(command: UpsertPatientRecord, ctx: _Context) -> list[PatientChange]:
-    return ctx.index.upsert(command.key, command.update)
+Handler = Callable[[Any, _Context], Applied]
 
 
-def merge_patient_records(command: MergePatientRecords, ctx: _Context) -> list[PatientChange]:
+def upsert_patient_record(command: UpsertPatientRecord, ctx: _Context) -> Applied:
+    return Applied(ctx.index.upsert(command.key, command.update))
+
+
+def merge_patient_records(command: MergePatientRecords, ctx: _Context) -> Applied:
     changes: list[PatientChange] = []
     for merge in command.merges:
         changes.extend(ctx.index.merge(merge.survivor, merge.prior, merge.update))
-    return _last_per_patient(changes)
+    return Applied(_last_per_patient(changes))
 
 
-def change_patient_identifier(command: ChangePatientIdentifier, ctx: _Context) -> list[PatientChange]:
+def change_patient_identifier(command: ChangePatientIdentifier, ctx: _Context) -> Applied:
     changes: list[PatientChange] = []
     for change in command.changes:
         changes.extend(ctx.index.change_identifier(change.old, change.new, change.update))
-    return _last_per_patient(changes)
+    return Applied(_last_per_patient(changes))
+
+
+def save_patient_resource(command: SavePatientResource, ctx: _Context) -> Applied:
+    existing = _conditional_match(command, ctx.index)
+    if existing is not None:
+        return Applied([], ResourceState(existing.id, existing.version, created=False, changed=False))
+    result = ctx.index.put(command.record_id, command.key, command.demographics,
+                           expected_version=command.expected_version)
+    changes = list(result.changes)
+    for number, link in enumerate(command.links):
+        prior, survivor = ((result.record.id, link.other_record_id) if link.kind == "replaced-by"
+                           else (link.other_record_id, result.record.id))
+        try:
+            changes.extend(ctx.index.merge_records(prior, survivor))
+        except (UnknownRecord, InvalidIndexOperation) as exc:
+            raise InvalidMessage(exc.reason, f"Patient.link[{number}].other", code="103") from exc
+    record = result.record
+    return Applied(_last_per_patient(changes),
+                   ResourceState(record.id, record.version, result.created, result.changed))
+
+
+def _conditional_match(command: SavePatientResource, index: PatientIndex) -> SourceRecord | None:
+    if not command.if_none_exist:
+        return None
+    matches: set[str] | None = None
+    records: dict[str, SourceRecord] = {}
+    for identifier in command.if_none_exist:
+        found = index.active_records_with(identifier)
+        records.update((r.id, r) for r in found)
+        ids = {r.id for r in found}
+        matches = ids if matches is None else matches & ids
+    if not matches:
+        return None
+    if len(matches) > 1:
+        raise PreconditionFailed(f"the condition matches {len(matches)} patients", "If-None-Exist")
+    return records[matches.pop()]
 
 
 HANDLERS: dict[type, Handler] = {
-    UpsertPatientRecord: upsert_patient_record,  # type: ignore[dict-item]
-    MergePatientRecords: merge_patient_records,  # type: ignore[dict-item]
-    ChangePatientIdentifier: change_patient_identifier,  # type: ignore[dict-item]
+    UpsertPatientRecord: upsert_patient_record,
+    MergePatientRecords: merge_patient_records,
+    ChangePatientIdentifier: change_patient_identifier,
+    SavePatientResource: save_patient_resource,
 }
 
 
@@ -86,6 +144,9 @@ _MPI_ERRORS: dict[type[MpiError], Callable[[str], Exception]] = {
     UnknownRecord: lambda reason: NotFound(reason, "MRG-1"),
     IdentifierInUse: lambda reason: Conflict(reason, "PID-3"),
     InvalidIndexOperation: lambda reason: InvalidMessage(reason, "MRG-1", code="102"),
+    RecordExists: lambda reason: Conflict(reason, "Patient.identifier"),
+    VersionConflict: lambda reason: PreconditionFailed(reason, "If-Match"),
+    AmbiguousMatch: lambda reason: PreconditionFailed(reason, "If-None-Exist"),
 }
 
 
@@ -101,7 +162,7 @@ class MessageBus:
     def prefetch(self, commands: Iterable[Command], uow: UnitOfWork) -> None:
         """Load what a batch of commands will read, in as few queries as the store can."""
         commands = list(commands)
-        uow.inbox.prefetch(c.origin for c in commands)
+        uow.inbox.prefetch(c.origin for c in _flatten(commands))
         keys = list(_keys_of(commands))
         uow.mpi.prefetch(keys, _identifiers_of(commands))
 
@@ -109,16 +170,25 @@ class MessageBus:
         """Apply ``command`` in ``uow`` (not committed here); raise ``RejectedMessage`` on refusal."""
         if uow.inbox.seen(command.origin):
             return Outcome("duplicate", detail="already committed; not applied again")
-        index = PatientIndex(uow.mpi, self._rules.tier_of, self._ids.new_id, self._clock.now)
-        try:
-            changes = HANDLERS[type(command)](command, _Context(index, uow))
-        except MpiError as exc:
-            raise _MPI_ERRORS[type(exc)](exc.reason) from exc
-        events = self._record_events(changes, command.origin, uow)
-        outcome = Outcome("applied", tuple(c.patient_id for c in changes), events,
-                          changes=tuple(changes))
+        if isinstance(command, ApplyAtomically):
+            # Parts share the unit of work: if one raises, the caller rolls all of them back.
+            parts = tuple(self.handle(part, uow) for part in command.commands)
+            outcome = Outcome("applied", events=sum(p.events for p in parts), parts=parts)
+        else:
+            outcome = self._apply(command, uow)
         uow.inbox.record(command.origin, outcome, self._clock.now())
         return outcome
+
+    def _apply(self, command: Command, uow: UnitOfWork) -> Outcome:
+        index = PatientIndex(uow.mpi, self._rules.tier_of, self._ids.new_id, self._clock.now)
+        try:
+            applied = HANDLERS[type(command)](command, _Context(index, uow))
+        except MpiError as exc:
+            raise _MPI_ERRORS[type(exc)](exc.reason) from exc
+        changes = applied.changes
+        events = self._record_events(changes, command.origin, uow)
+        return Outcome("applied", tuple(c.patient_id for c in changes), events,
+                       changes=tuple(changes), resource=applied.resource)
 
     def _record_events(self, changes: list[PatientChange], origin: MessageOrigin,
                        uow: UnitOfWork) -> int:
@@ -154,24 +224,37 @@ class MessageBus:
         return patient.event_sequence
 
 
-def _keys_of(commands: list[Command]) -> Iterator[RecordKey]:
+def _flatten(commands: Iterable[Command]) -> Iterator[Command]:
     for command in commands:
-        if isinstance(command, UpsertPatientRecord):
+        if isinstance(command, ApplyAtomically):
+            yield from _flatten(command.commands)
+        else:
+            yield command
+
+
+def _keys_of(commands: list[Command]) -> Iterator[RecordKey]:
+    for command in _flatten(commands):
+        if isinstance(command, UpsertPatientRecord | SavePatientResource):
             yield command.key
         elif isinstance(command, MergePatientRecords):
             for merge in command.merges:
                 yield from (merge.survivor, merge.prior)
-        else:
+        elif isinstance(command, ChangePatientIdentifier):
             for change in command.changes:
                 yield from (change.old, change.new)
 
 
 def _identifiers_of(commands: list[Command]) -> Iterator[Identifier]:
-    for command in commands:
-        updates = ([command.update] if isinstance(command, UpsertPatientRecord)
-                   else [m.update for m in command.merges] if isinstance(command, MergePatientRecords)
-                   else [c.update for c in command.changes])
-        for update in updates:
-            yield from update.values.identifiers
+    for command in _flatten(commands):
+        if isinstance(command, UpsertPatientRecord):
+            yield from command.update.values.identifiers
+        elif isinstance(command, SavePatientResource):
+            yield from (*command.demographics.identifiers, *command.if_none_exist)
+        elif isinstance(command, MergePatientRecords):
+            for merge in command.merges:
+                yield from merge.update.values.identifiers
+        elif isinstance(command, ChangePatientIdentifier):
+            for change in command.changes:
+                yield from change.update.values.identifiers
     for key in _keys_of(commands):
         yield Identifier(key.mrn, key.authority)

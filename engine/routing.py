@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.errors import UnroutableMessage
@@ -29,6 +30,8 @@ class RouteDecision:
     route_index: int
     facility: Facility
     explanation: tuple[str, ...]
+    #: Maps authority names (namespace, OID, FHIR system) to routing.yaml's authority code.
+    canonical_authority: Callable[..., str]
 
 
 class Router:
@@ -46,7 +49,8 @@ class Router:
                 label = f"routes[{index}]" + (f" ({route.name})" if route.name else "")
                 why_route = (f"{label} matched {request.message_type}^{request.trigger} "
                              f"-> {route.action.value}")
-                return RouteDecision(route, index, facility, (why_facility, why_sender, why_route))
+                return RouteDecision(route, index, facility, (why_facility, why_sender, why_route),
+                                     self._rules.canonical_authority)
         raise self._no_route(request, facility)
 
     def _facility(self, request: RouteRequest) -> tuple[Facility, str]:

@@ -20,8 +20,11 @@ from engine.errors import ConfigurationError
 __all__ = [
     "EVENT_TYPES",
     "Action",
+    "Authority",
     "EventRules",
     "Facility",
+    "FhirClient",
+    "FhirRules",
     "Hl7Rules",
     "Match",
     "Route",
@@ -115,6 +118,38 @@ class Route(_Strict):
         return self
 
 
+class Authority(_Strict):
+    """An assigning authority and the other names it goes by.
+
+    HL7 v2 names an authority by namespace id (CX-4.1) or universal id (CX-4.2, often an
+    OID); FHIR by an identifier ``system`` URI. Listing them here makes all of them one
+    authority, so the same MRN sent as HL7 and as FHIR finds the same patient.
+    """
+
+    code: Annotated[str, Field(min_length=1, max_length=200)]
+    aliases: tuple[str, ...] = ()
+
+
+class FhirClient(_Strict):
+    """A FHIR client allowed to write, and the facility its writes come from.
+
+    Only the SHA-256 of its bearer token is stored (tokens are long random strings, so a
+    fast hash is enough; they are compared in constant time).
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    facility: str
+
+
+class FhirRules(_Strict):
+    """The FHIR API. With no clients listed, writes are not authenticated (embedded use)."""
+
+    clients: tuple[FhirClient, ...] = ()
+    default_version: Literal["R4", "R4B", "R5"] = "R4"
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+
+
 class EventRules(_Strict):
     """Which status-change events are published (the specification's "Selection of Notifications")."""
 
@@ -139,8 +174,10 @@ class RoutingRules(_Strict):
     facilities: Annotated[tuple[Facility, ...], Field(min_length=1)]
     senders: tuple[Sender, ...] = ()
     routes: Annotated[tuple[Route, ...], Field(min_length=1)]
+    authorities: tuple[Authority, ...] = ()
     events: EventRules = EventRules()
     hl7: Hl7Rules = Hl7Rules()
+    fhir: FhirRules = FhirRules()
 
     @model_validator(mode="after")
     def _cross_references(self) -> RoutingRules:
@@ -148,6 +185,9 @@ class RoutingRules(_Strict):
         known = {f.code for f in self.facilities}
         problems += [f"senders[{i}].facility: unknown facility '{s.facility}'"
                      for i, s in enumerate(self.senders) if s.facility not in known]
+        problems += [f"fhir.clients[{i}].facility: unknown facility '{c.facility}'"
+                     for i, c in enumerate(self.fhir.clients) if c.facility not in known]
+        problems += _authority_problems(self.authorities)
         for i, route in enumerate(self.routes):
             problems += [f"routes[{i}].match.facility: unknown facility '{code}'"
                          for code in route.match.facility if code != "*" and code not in known]
@@ -164,6 +204,27 @@ class RoutingRules(_Strict):
         facility = self.facility(code)
         return facility.tier if facility is not None else 1_000_000
 
+    def canonical_authority(self, *names: str) -> str:
+        """The authority code for the first of ``names`` routing.yaml knows, else the first
+        name given (an ``urn:oid:`` prefix dropped, so OIDs compare equal across formats)."""
+        index = self._authority_index()
+        for name in names:
+            code = index.get(name.upper()) or index.get(_strip_oid(name).upper())
+            if code:
+                return code
+        return next((_strip_oid(n) for n in names if n), "")
+
+    def _authority_index(self) -> Mapping[str, str]:
+        index: dict[str, str] | None = self.__dict__.get("_authority_cache")
+        if index is None:
+            index = {}
+            for authority in self.authorities:
+                for name in (authority.code, *authority.aliases):
+                    index.setdefault(_strip_oid(name).upper(), authority.code)
+                    index.setdefault(name.upper(), authority.code)
+            object.__setattr__(self, "_authority_cache", index)
+        return index
+
     def _facility_index(self) -> Mapping[str, Facility]:
         index: dict[str, Facility] | None = self.__dict__.get("_index_cache")
         if index is None:
@@ -173,6 +234,20 @@ class RoutingRules(_Strict):
                     index.setdefault(name.upper(), facility)
             object.__setattr__(self, "_index_cache", index)  # frozen model: cache only
         return index
+
+
+def _strip_oid(name: str) -> str:
+    return name[8:] if name[:8].lower() == "urn:oid:" else name
+
+
+def _authority_problems(authorities: tuple[Authority, ...]) -> list[str]:
+    problems, seen = [], {}
+    for i, authority in enumerate(authorities):
+        for name in (authority.code, *authority.aliases):
+            first = seen.setdefault(_strip_oid(name).upper(), i)
+            if first != i:
+                problems.append(f"authorities[{i}]: '{name}' is already used by authorities[{first}]")
+    return problems
 
 
 def _facility_problems(facilities: tuple[Facility, ...]) -> list[str]:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["IdentifierInUse", "InvalidIndexOperation", "MpiError", "UnknownRecord"]
+__all__ = [
+    "AmbiguousMatch",
+    "IdentifierInUse",
+    "InvalidIndexOperation",
+    "MpiError",
+    "RecordExists",
+    "UnknownRecord",
+    "VersionConflict",
+]
 
 
 class MpiError(Exception):
@@ -23,3 +31,19 @@ class IdentifierInUse(MpiError):
 
 class InvalidIndexOperation(MpiError):
     """The operation contradicts itself, for example merging a record into itself."""
+
+
+class RecordExists(MpiError):
+    """A create names a key that another record of the facility already holds."""
+
+    def __init__(self, reason: str, record_id: str) -> None:
+        super().__init__(reason)
+        self.record_id = record_id
+
+
+class VersionConflict(MpiError):
+    """The caller's expected version is not the record's current one."""
+
+
+class AmbiguousMatch(MpiError):
+    """A conditional operation matched more than one record."""

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from mpi.errors import IdentifierInUse, InvalidIndexOperation, UnknownRecord
+from mpi.errors import (
+    IdentifierInUse,
+    InvalidIndexOperation,
+    RecordExists,
+    UnknownRecord,
+    VersionConflict,
+)
 from mpi.model import (
     DEMOGRAPHIC_FIELDS,
     Demographics,
@@ -25,7 +31,7 @@ from mpi.model import (
 from mpi.ranking import TierOf, best_demographics
 from mpi.repository import MpiRepository
 
-__all__ = ["PatientChange", "PatientIndex"]
+__all__ = ["PatientChange", "PatientIndex", "PutResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,16 @@ class PatientChange:
     created: bool = False
     merged_into: str | None = None
     record_ids: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """The record a ``put`` left behind, whether it was new, and whether anything changed."""
+
+    record: SourceRecord
+    created: bool
+    changed: bool
+    changes: list[PatientChange]
 
 
 class PatientIndex:
@@ -60,18 +76,27 @@ class PatientIndex:
         return self._rerank([record.patient_id], created_patient=record.patient_id if created else None)
 
     def _apply(self, key: RecordKey, update: DemographicsUpdate) -> tuple[SourceRecord, bool]:
-        now = self._now()
         record = self._repo.get_record(key)
         if record is None:
-            return self._create(key, update.apply_to(Demographics()), now)
-        record.demographics = _with_key_identifier(update.apply_to(record.demographics), key)
-        record.updated_at = now
-        self._repo.record_changed(record)
+            return self._create(key, update.apply_to(Demographics()), self._now())
+        self._change(record, _with_key_identifier(update.apply_to(record.demographics), key))
         return record, False
 
+    def _change(self, record: SourceRecord, demographics: Demographics,
+                old_key: RecordKey | None = None) -> bool:
+        """Store new data on a record. An update that changes nothing is not an update: it
+        moves neither the version nor the update time that ranking looks at."""
+        if demographics == record.demographics and old_key is None:
+            return False
+        record.demographics = demographics
+        record.updated_at = self._now()
+        record.version += 1
+        self._repo.record_changed(record, old_key=old_key)
+        return True
+
     def _create(self, key: RecordKey, demographics: Demographics, now: datetime, *,
-                patient_id: str | None = None,
-                merged_into: str | None = None) -> tuple[SourceRecord, bool]:
+                patient_id: str | None = None, merged_into: str | None = None,
+                record_id: str | None = None) -> tuple[SourceRecord, bool]:
         demographics = _with_key_identifier(demographics, key)
         if patient_id is None:
             patient_id = self._linked_patient(demographics.identifiers)
@@ -79,7 +104,7 @@ class PatientIndex:
         if patient_id is None:
             patient_id = self._new_id()
             self._repo.add_patient(Patient(id=patient_id, created_at=now, updated_at=now))
-        record = SourceRecord(id=self._new_id(), key=key, patient_id=patient_id,
+        record = SourceRecord(id=record_id or self._new_id(), key=key, patient_id=patient_id,
                               demographics=demographics, created_at=now, updated_at=now,
                               merged_into=merged_into)
         self._repo.add_record(record)
@@ -114,6 +139,10 @@ class PatientIndex:
         """
         if survivor == prior:
             raise InvalidIndexOperation(f"cannot merge record {prior.authority}|{prior.mrn} into itself")
+        existing = self._repo.get_record(survivor)
+        if existing is not None and not existing.is_active:
+            raise InvalidIndexOperation(
+                f"surviving identifier {survivor.authority}|{survivor.mrn} was itself merged away")
         survivor_record, created = self._apply(survivor, update)
         target = survivor_record.patient_id
         prior_record = self._repo.get_record(prior)
@@ -124,11 +153,29 @@ class PatientIndex:
             return self._rerank([target], created_patient=target if created else None)
         if prior_record.merged_into == survivor_record.id:
             return self._rerank([target], created_patient=target if created else None)
-        old_patient = prior_record.patient_id
-        prior_record.merged_into = survivor_record.id
-        prior_record.patient_id = target
-        prior_record.updated_at = self._now()
-        self._repo.record_changed(prior_record)
+        return self._merge_record(prior_record, survivor_record, created=created)
+
+    def merge_records(self, prior_id: str, survivor_id: str) -> list[PatientChange]:
+        """Merge record ``prior_id`` into ``survivor_id`` (FHIR ``link`` replaced-by/replaces)."""
+        prior, survivor = self._repo.get_record_by_id(prior_id), self._repo.get_record_by_id(survivor_id)
+        if prior is None or survivor is None:
+            raise UnknownRecord(f"no record {prior_id if prior is None else survivor_id}")
+        if prior.id == survivor.id:
+            raise InvalidIndexOperation(f"cannot merge record {prior.id} into itself")
+        if not survivor.is_active:
+            raise InvalidIndexOperation(f"record {survivor.id} was itself merged away")
+        if prior.merged_into == survivor.id:
+            return []
+        return self._merge_record(prior, survivor, created=False)
+
+    def _merge_record(self, prior: SourceRecord, survivor: SourceRecord, *,
+                      created: bool) -> list[PatientChange]:
+        target, old_patient = survivor.patient_id, prior.patient_id
+        prior.merged_into = survivor.id
+        prior.patient_id = target
+        prior.updated_at = self._now()
+        prior.version += 1
+        self._repo.record_changed(prior)
         affected = [target] if old_patient == target else [target, old_patient]
         if old_patient != target and not any(r.is_active for r in self._repo.records_of_patient(old_patient)):
             self._retire_patient(old_patient, target)
@@ -156,10 +203,58 @@ class PatientIndex:
         record.key = new
         demographics = update.apply_to(record.demographics)
         kept = tuple(i for i in demographics.identifiers if (i.authority, i.value) != (old.authority, old.mrn))
-        record.demographics = _with_key_identifier(replace(demographics, identifiers=kept), new)
-        record.updated_at = self._now()
-        self._repo.record_changed(record, old_key=old)
-        return self._rerank([record.patient_id])
+        self._change(record, _with_key_identifier(replace(demographics, identifiers=kept), new), old)
+        return self._rerank([record.patient_id], created_patient=None)
+
+    # -- resource-style writes (FHIR) ---------------------------------------------------
+
+    def put(self, record_id: str | None, key: RecordKey, demographics: Demographics, *,
+            expected_version: int | None = None) -> PutResult:
+        """Create or replace a whole record, as FHIR create and update do.
+
+        Without ``record_id`` (create) an existing record under ``key`` with the same data is
+        returned unchanged (a resend), and one with other data is a ``RecordExists``. With
+        ``record_id`` (update, or create under the client's id) the record may also move to
+        a new key, and ``expected_version`` guards against lost updates.
+        """
+        demographics = _with_key_identifier(demographics, key)
+        holder = self._repo.get_record(key)
+        if record_id is None:
+            return self._put_new(key, demographics, holder)
+        record = self._repo.get_record_by_id(record_id)
+        if record is None and expected_version is not None:
+            raise VersionConflict(f"record {record_id} does not exist (version {expected_version} expected)")
+        if holder is not None and (record is None or holder.id != record.id):
+            raise IdentifierInUse(f"identifier {key.authority}|{key.mrn} belongs to record {holder.id}")
+        if record is None:
+            return self._put_created(key, demographics, record_id)
+        if expected_version is not None and record.version != expected_version:
+            raise VersionConflict(f"record {record.id} is at version {record.version}, not {expected_version}")
+        if not record.is_active:
+            raise InvalidIndexOperation(f"record {record.id} was merged into {record.merged_into}")
+        old_key = record.key if record.key != key else None
+        record.key = key
+        changed = self._change(record, demographics, old_key)
+        return PutResult(record, False, changed, self._rerank([record.patient_id], None) if changed else [])
+
+    def _put_new(self, key: RecordKey, demographics: Demographics,
+                 holder: SourceRecord | None) -> PutResult:
+        if holder is None:
+            return self._put_created(key, demographics, None)
+        if holder.is_active and holder.demographics == demographics:
+            return PutResult(holder, False, False, [])
+        raise RecordExists(f"identifier {key.authority}|{key.mrn} already belongs to record {holder.id}",
+                           holder.id)
+
+    def _put_created(self, key: RecordKey, demographics: Demographics,
+                     record_id: str | None) -> PutResult:
+        record, created = self._create(key, demographics, self._now(), record_id=record_id)
+        return PutResult(record, True, True,
+                         self._rerank([record.patient_id], record.patient_id if created else None))
+
+    def active_records_with(self, identifier: Identifier) -> list[SourceRecord]:
+        """Active records carrying ``identifier`` (for conditional creates)."""
+        return [r for r in self._repo.records_with_identifier(identifier) if r.is_active]
 
     # -- ranking --------------------------------------------------------------------------
 

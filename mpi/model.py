@@ -206,6 +206,8 @@ class SourceRecord:
     created_at: datetime
     updated_at: datetime
     merged_into: str | None = None  # the surviving record's id after a merge
+    #: Increases with every change of the record's data (FHIR ``meta.versionId``).
+    version: int = 1
 
     @property
     def is_active(self) -> bool:

@@ -25,6 +25,10 @@ class MpiRepository(ABC):
         """The record with this key, active or merged."""
 
     @abstractmethod
+    def get_record_by_id(self, record_id: str) -> SourceRecord | None:
+        """The record with this id, active or merged."""
+
+    @abstractmethod
     def records_with_identifier(self, identifier: Identifier) -> list[SourceRecord]:
         """Every record (active or merged) that carries this (authority, value)."""
 
@@ -67,6 +71,9 @@ class InMemoryMpiRepository(MpiRepository):
     def get_record(self, key: RecordKey) -> SourceRecord | None:
         record_id = self._by_key.get(key)
         return self.records[record_id] if record_id else None
+
+    def get_record_by_id(self, record_id: str) -> SourceRecord | None:
+        return self.records.get(record_id)
 
     def records_with_identifier(self, identifier: Identifier) -> list[SourceRecord]:
         wanted = (identifier.authority, identifier.value)

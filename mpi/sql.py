@@ -59,6 +59,11 @@ class SqlMpiRepository(MpiRepository):
             return None
         return self._records[record_id]
 
+    def get_record_by_id(self, record_id: str) -> SourceRecord | None:
+        if record_id not in self._records:
+            self._load_records(select(source_records).where(source_records.c.id == record_id))
+        return self._records.get(record_id)
+
     def records_with_identifier(self, identifier: Identifier) -> list[SourceRecord]:
         ident = (identifier.authority, identifier.value)
         if ident not in self._complete_idents:
@@ -228,6 +233,7 @@ def _record_row(record: SourceRecord) -> dict[str, Any]:
         "demographics": _dumps(demo.to_dict()), "family_name": family.strip().upper()[:200],
         "birth_date": demo.birth_date[:10], "merged_into": record.merged_into,
         "created_at": record.created_at, "updated_at": record.updated_at,
+        "version": record.version,
     }
 
 
@@ -248,6 +254,7 @@ def record_from_row(row: Any) -> SourceRecord:
         patient_id=row["patient_id"],
         demographics=Demographics.from_dict(json.loads(row["demographics"])),
         created_at=row["created_at"], updated_at=row["updated_at"], merged_into=row["merged_into"],
+        version=row["version"],
     )
 
 

@@ -49,7 +49,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-ID = String(32)
+ID = String(64)  # FHIR ids are up to 64 characters; ours are 32
 
 patients = Table(
     "mpi_patients", metadata,
@@ -78,6 +78,7 @@ source_records = Table(
     Column("merged_into", ID, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
     UniqueConstraint("facility", "authority", "mrn", name="uq_mpi_source_records_key"),
     Index("ix_mpi_source_records_family_birth", "family_name", "birth_date"),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 
 from engine.errors import InvalidMessage
@@ -32,13 +33,14 @@ def _clean(value: str) -> str:
     return "" if value == HL7_NULL else value.strip()
 
 
-def identifier(element: Element, default_authority: str) -> Identifier | None:
+def identifier(element: Element, default_authority: str,
+               canonical_authority: Callable[..., str]) -> Identifier | None:
     """CX: ID (1), assigning authority HD (4: namespace & universal id), type code (5)."""
     value = _clean(element.component(1))
     if not value:
         return None
     type_code = _clean(element.component(5)).upper()
-    authority = _clean(element.component(4, 1)) or _clean(element.component(4, 2))
+    authority = canonical_authority(_clean(element.component(4, 1)), _clean(element.component(4, 2)))
     if not authority and type_code not in {"SS", "SSN"}:
         authority = default_authority
     return Identifier(value, authority, type_code)

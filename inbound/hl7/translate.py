@@ -7,6 +7,7 @@ alone, the explicit null ``""`` clears it, and any other value replaces it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from engine.commands import (
@@ -28,6 +29,18 @@ from mpi.model import Demographics, DemographicsUpdate, Identifier, RecordKey
 
 __all__ = ["patient_update", "translate"]
 
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """The sending facility and how its authority names are resolved."""
+
+    facility: Facility
+    canonical_authority: Callable[..., str]
+
+    @property
+    def code(self) -> str:
+        return self.facility.code
+
 _SEX = {"M": "male", "F": "female", "O": "other", "A": "other", "N": "other", "U": "unknown"}
 _PRIMARY_TYPES = ("MR", "MRN", "PI", "PT", "PN")
 
@@ -38,7 +51,7 @@ def translate(message: Er7Message, header: Header, decision: RouteDecision) -> C
     origin = MessageOrigin(channel="hl7", sender=header.sender, control_id=header.control_id,
                            message_type=f"{header.message_type}^{header.trigger}",
                            facility=decision.facility.code)
-    facility = decision.facility
+    facility = _Source(decision.facility, decision.canonical_authority)
     if action is Action.UPSERT_PATIENT:
         pid = message.segment("PID")
         if pid is None:
@@ -57,7 +70,7 @@ def translate(message: Er7Message, header: Header, decision: RouteDecision) -> C
 
 
 def _pid_mrg_groups(message: Er7Message,
-                    facility: Facility) -> Iterator[tuple[RecordKey, DemographicsUpdate, RecordKey]]:
+                    facility: _Source) -> Iterator[tuple[RecordKey, DemographicsUpdate, RecordKey]]:
     """Every PID with the MRG that follows it (A40 and A47 may carry several groups)."""
     groups: list[tuple[Segment, Segment | None]] = []
     for segment in message.segments:
@@ -74,11 +87,11 @@ def _pid_mrg_groups(message: Er7Message,
         if mrg is None:
             raise InvalidMessage(f"patient group {number} has no MRG segment", "MRG")
         key, update = patient_update(pid, facility)
-        prior = _primary(_identifiers(mrg.repetitions(1), facility), facility, "MRG-1")
+        prior = _primary(_identifiers(mrg.repetitions(1), facility), "MRG-1")
         yield key, update, RecordKey(facility.code, prior.authority, prior.value)
 
 
-def patient_update(pid: Segment, facility: Facility) -> tuple[RecordKey, DemographicsUpdate]:
+def patient_update(pid: Segment, facility: _Source) -> tuple[RecordKey, DemographicsUpdate]:
     """The record key and the demographics a PID segment states."""
     values: dict[str, Any] = {}
     present: set[str] = set()
@@ -98,7 +111,7 @@ def patient_update(pid: Segment, facility: Facility) -> tuple[RecordKey, Demogra
         identifiers = _identifiers(pid.repetitions(2), facility)
         values["identifiers"] = identifiers
         present.add("identifiers")
-    primary = _primary(identifiers, facility, "PID-3")
+    primary = _primary(identifiers, "PID-3")
     if "ssn" not in present and any(i.type_code in {"SS", "SSN"} for i in identifiers):
         values["ssn"] = next(i.value for i in identifiers if i.type_code in {"SS", "SSN"})
         present.add("ssn")
@@ -106,7 +119,7 @@ def patient_update(pid: Segment, facility: Facility) -> tuple[RecordKey, Demogra
     return key, DemographicsUpdate(Demographics(**values), frozenset(present))
 
 
-def _primary(identifiers: tuple[Identifier, ...], facility: Facility, location: str) -> Identifier:
+def _primary(identifiers: tuple[Identifier, ...], location: str) -> Identifier:
     """The identifier a record is keyed by: the first MR (or similar), else the first linkable."""
     for wanted in _PRIMARY_TYPES:
         for identifier in identifiers:
@@ -118,60 +131,61 @@ def _primary(identifiers: tuple[Identifier, ...], facility: Facility, location: 
     raise InvalidMessage(f"{location} holds no patient identifier", location)
 
 
-def _identifiers(elements: list[Element], facility: Facility) -> tuple[Identifier, ...]:
-    found = (datatypes.identifier(e, facility.default_authority) for e in elements if not e.is_null)
+def _identifiers(elements: list[Element], source: _Source) -> tuple[Identifier, ...]:
+    found = (datatypes.identifier(e, source.facility.default_authority, source.canonical_authority)
+             for e in elements if not e.is_null)
     return tuple(dict.fromkeys(i for i in found if i is not None))
 
 
-def _names(pid: Segment, _facility: Facility) -> tuple[Any, ...]:
+def _names(pid: Segment, _source: _Source) -> tuple[Any, ...]:
     return tuple(n for n in (datatypes.name(e) for e in pid.repetitions(5) if not e.is_null) if n)
 
 
-def _mothers_maiden_name(pid: Segment, _facility: Facility) -> str:
+def _mothers_maiden_name(pid: Segment, _source: _Source) -> str:
     value = pid.value(6)
     return "" if value == HL7_NULL else value.strip()
 
 
-def _birth_date(pid: Segment, _facility: Facility) -> str:
+def _birth_date(pid: Segment, _source: _Source) -> str:
     value = pid.value(7)
     return "" if value in ("", HL7_NULL) else datatypes.dtm_date(value, "PID-7")
 
 
-def _sex(pid: Segment, _facility: Facility) -> str:
+def _sex(pid: Segment, _source: _Source) -> str:
     value = pid.value(8).strip().upper()
     return "" if value in ("", HL7_NULL) else _SEX.get(value, "unknown")
 
 
-def _addresses(pid: Segment, _facility: Facility) -> tuple[Any, ...]:
+def _addresses(pid: Segment, _source: _Source) -> tuple[Any, ...]:
     return tuple(a for a in (datatypes.address(e) for e in pid.repetitions(11) if not e.is_null) if a)
 
 
-def _telecoms(pid: Segment, _facility: Facility) -> tuple[Any, ...]:
+def _telecoms(pid: Segment, _source: _Source) -> tuple[Any, ...]:
     found = [datatypes.telecom(e, "home") for e in pid.repetitions(13) if not e.is_null]
     found += [datatypes.telecom(e, "work") for e in pid.repetitions(14) if not e.is_null]
     return tuple(dict.fromkeys(t for t in found if t is not None))
 
 
-def _ssn(pid: Segment, _facility: Facility) -> str:
+def _ssn(pid: Segment, _source: _Source) -> str:
     value = pid.value(19)
     return "" if value == HL7_NULL else value.strip()
 
 
-def _deceased_at(pid: Segment, _facility: Facility) -> str:
+def _deceased_at(pid: Segment, _source: _Source) -> str:
     value = pid.value(29)
     return "" if value in ("", HL7_NULL) else datatypes.dtm_datetime(value, "PID-29")
 
 
-def _deceased(pid: Segment, _facility: Facility) -> bool | None:
+def _deceased(pid: Segment, _source: _Source) -> bool | None:
     value = pid.value(30).strip().upper()
     return {"Y": True, "N": False}.get(value)
 
 
-def _pid3(pid: Segment, facility: Facility) -> tuple[Identifier, ...]:
+def _pid3(pid: Segment, facility: _Source) -> tuple[Identifier, ...]:
     return _identifiers(pid.repetitions(3), facility)
 
 
-_PID_FIELDS: tuple[tuple[str, tuple[int, ...], Callable[[Segment, Facility], Any]], ...] = (
+_PID_FIELDS: tuple[tuple[str, tuple[int, ...], Callable[[Segment, _Source], Any]], ...] = (
     ("identifiers", (3,), _pid3),
     ("names", (5,), _names),
     ("mothers_maiden_name", (6,), _mothers_maiden_name),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 16:18:50.247414
+Create Date: 2026-11-23 16:27:07.744260
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('inbound_messages',
     sa.Column('sender', sa.String(length=200), nullable=False),
     sa.Column('control_id', sa.String(length=200), nullable=False),
@@ -29,7 +28,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('sender', 'control_id', name=op.f('pk_inbound_messages'))
     )
     op.create_table('mpi_identifiers',
-    sa.Column('record_id', sa.String(length=32), nullable=False),
+    sa.Column('record_id', sa.String(length=64), nullable=False),
     sa.Column('authority', sa.String(length=200), nullable=False),
     sa.Column('value', sa.String(length=200), nullable=False),
     sa.Column('type_code', sa.String(length=16), nullable=False),
@@ -39,8 +38,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_mpi_identifiers_lookup', ['authority', 'value'], unique=False)
 
     op.create_table('mpi_patients',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('merged_into', sa.String(length=32), nullable=True),
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('merged_into', sa.String(length=64), nullable=True),
     sa.Column('best', sa.Text(), nullable=False),
     sa.Column('provenance', sa.Text(), nullable=False),
     sa.Column('winner_facility', sa.String(length=64), nullable=False),
@@ -51,17 +50,18 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mpi_patients'))
     )
     op.create_table('mpi_source_records',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('patient_id', sa.String(length=32), nullable=False),
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('patient_id', sa.String(length=64), nullable=False),
     sa.Column('facility', sa.String(length=64), nullable=False),
     sa.Column('authority', sa.String(length=200), nullable=False),
     sa.Column('mrn', sa.String(length=200), nullable=False),
     sa.Column('demographics', sa.Text(), nullable=False),
     sa.Column('family_name', sa.String(length=200), nullable=False),
     sa.Column('birth_date', sa.String(length=10), nullable=False),
-    sa.Column('merged_into', sa.String(length=32), nullable=True),
+    sa.Column('merged_into', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mpi_source_records')),
     sa.UniqueConstraint('facility', 'authority', 'mrn', name='uq_mpi_source_records_key')
     )
@@ -91,9 +91,7 @@ def upgrade() -> None:
 
 
 
-
 def downgrade() -> None:
-
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_status_id')
 
@@ -109,4 +107,3 @@ def downgrade() -> None:
 
     op.drop_table('mpi_identifiers')
     op.drop_table('inbound_messages')
-
