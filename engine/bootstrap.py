@@ -101,7 +101,7 @@ def readiness(runtime: Runtime) -> dict[str, bool]:
         with runtime.database.connect() as conn:
             conn.execute(text("SELECT 1"))
         database_ok = True
-    except Exception:  # noqa: BLE001 - any failure means not ready
+    except Exception:  # noqa: BLE001 - any failure at all means "not ready"
         database_ok = False
     return {"database": database_ok, "committer": runtime.committer.alive}
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mpi.index import PatientChange
-
 from mpi.model import Demographics, DemographicsUpdate, Identifier, RecordKey
 
 __all__ = [

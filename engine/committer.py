@@ -18,7 +18,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.commands import Command, Outcome
 from engine.errors import EngineError, StoreUnavailable, TransientFailure
@@ -48,7 +48,6 @@ class CommitStats:
     messages: int = 0
     failures: int = 0
     largest_batch: int = 0
-    batch_sizes: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
 
 class _Stop:
@@ -133,7 +132,7 @@ class GroupCommitter:
     def _process(self, batch: list[_Job]) -> list[Result]:
         try:
             outcomes = self._apply_group([job.command for job in batch])
-        except Exception as exc:  # noqa: BLE001 - classified below, never lost
+        except Exception as exc:  # noqa: BLE001 - classified below; no message is ever dropped
             if len(batch) > 1:
                 # One bad command (or a concurrent writer) spoiled the group: go one by one.
                 return [self._process_one(job) for job in batch]
@@ -144,7 +143,7 @@ class GroupCommitter:
         for attempt in (1, 2):
             try:
                 return self._apply_group([job.command])[0], None
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:  # noqa: BLE001 - classified by _failure
                 error = self._failure(job, exc)
                 if not (isinstance(error, StoreUnavailable) and error.retry_at_once) or attempt == 2:
                     return None, error

@@ -7,12 +7,10 @@ then asks the HTTP API for the resulting patient index records.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import socket
 import tempfile
-import threading
 import urllib.parse
 import urllib.request
 from dataclasses import replace
@@ -20,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine.bootstrap import Runtime, build_runtime, run_components
+from engine.background import EngineThread
+from engine.bootstrap import build_runtime
 from engine.config import Settings
 
 __all__ = ["run_demo"]
@@ -34,10 +33,11 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
                             mllp_port=0, http_port=0, bind_host="127.0.0.1", config_path=config)
     print(f"portalbridge demo: rules {config}, database {folder / 'portalbridge.db'}")
     runtime = build_runtime(demo_settings)
-    server = _ServerThread(runtime)
+    server = EngineThread(runtime, frozenset({"listen", "api"}))
     server.start()
     try:
-        mllp, http = server.wait_ready()
+        ports = server.wait_ready()
+        mllp, http = ports["mllp"], ports["http"]
         feed = (samples / "demo_feed.hl7").read_bytes()
         _send_feed(feed, mllp)
         _show_patients(http)
@@ -46,41 +46,6 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
     return 0
-
-
-class _ServerThread(threading.Thread):
-    """``serve`` (listener + API) on its own event loop, stoppable from the caller's thread."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__(name="portalbridge-serve", daemon=True)
-        self._runtime = runtime
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-            self._error = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop, self._stop_event = asyncio.get_running_loop(), asyncio.Event()
-        await run_components(self._runtime, frozenset({"listen", "api"}), stop=self._stop_event,
-                             on_ready=lambda _runtime: self._ready.set())
-
-    def wait_ready(self) -> tuple[int, int]:
-        if not self._ready.wait(30) or self._error is not None:
-            raise RuntimeError(f"the engine did not start: {self._error!r}")
-        ports = self._runtime.bound_ports
-        return ports["mllp"], ports["http"]
-
-    def shutdown(self) -> None:
-        if self._loop is not None and self._stop_event is not None:
-            self._loop.call_soon_threadsafe(self._stop_event.set)
-        self.join(30)
 
 
 def _send_feed(feed: bytes, port: int) -> None:
@@ -110,7 +75,8 @@ def _summary(message: bytes) -> str:
 def _ack_summary(ack: bytes) -> str:
     segments = {s[:3]: s.split("|") for s in ack.decode().split("\r") if s}
     msa = segments.get("MSA", [])
-    code, text = (msa + ["", "", "", ""])[1], (msa + ["", "", "", ""])[3]
+    padded = [*msa, "", "", "", ""]
+    code, text = padded[1], padded[3]
     return f"{code} {text}".rstrip()
 
 
@@ -134,7 +100,8 @@ def _print_patient(patient: dict[str, Any]) -> None:
     print(f"    name      {' '.join(name['given'])} {name['family']}  [{where.get('names', '-')}]")
     print(f"    born      {best['birth_date']}  sex {best['sex']}  [{where.get('birth_date', '-')}]")
     for address in best["addresses"][:1]:
-        print(f"    address   {', '.join(address['lines'])}, {address['city']}  [{where.get('addresses', '-')}]")
+        lines = ", ".join(address["lines"])
+        print(f"    address   {lines}, {address['city']}  [{where.get('addresses', '-')}]")
     for phone in best["phones"][:1]:
         print(f"    phone     {phone['value']}  [{where.get('phones', '-')}]")
     for email in best["emails"][:1]:

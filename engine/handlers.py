@@ -135,8 +135,9 @@ def _last_per_patient(changes: list[PatientChange]) -> list[PatientChange]:
         for name, (old, new) in change.changed.items():
             fields[name] = (fields[name][0] if name in fields else old, new)
         fields = {name: (old, new) for name, (old, new) in fields.items() if old != new}
-        combined[change.patient_id] = replace(change, changed=fields,
-                                              created=first.created or change.created)
+        combined[change.patient_id] = replace(
+            change, changed=fields, created=first.created or change.created,
+            merged_from=tuple(dict.fromkeys((*first.merged_from, *change.merged_from))))
     return list(combined.values())
 
 
@@ -209,7 +210,7 @@ class MessageBus:
             correlation_id=origin.control_id,
             identifiers=tuple(i.to_dict() for i in change.identifiers), changes=change.changed,
             winner_facility=change.winner_facility, winner_tier=change.winner_tier,
-            created=change.created, merged_into=change.merged_into,
+            created=change.created, merged_into=change.merged_into, merged_from=change.merged_from,
             source={"channel": origin.channel, "sender": origin.sender,
                     "message_type": origin.message_type, "control_id": origin.control_id,
                     "facility": origin.facility})

@@ -57,7 +57,8 @@ class Router:
         for candidate in request.sender_facility:
             facility = self._rules.facility(candidate) if candidate else None
             if facility is not None:
-                return facility, f"sending facility '{candidate}' is facility {facility.code} (tier {facility.tier})"
+                why = f"sending facility '{candidate}' is facility {facility.code} (tier {facility.tier})"
+                return facility, why
         shown = next((c for c in request.sender_facility if c), "")
         raise UnroutableMessage(
             f"sending facility '{shown}' is not a facility in routing.yaml", "MSH-4", code="103")

@@ -34,9 +34,11 @@ __all__ = [
     "parse_rules",
 ]
 
+EventType = Literal["mpi.changed", "member.enrolled", "member.activated", "member.deactivated",
+                    "member.reactivated"]
 #: Status-change event types (routing keys) the engine knows how to publish.
-EVENT_TYPES = ("mpi.changed", "member.enrolled", "member.activated", "member.deactivated",
-               "member.reactivated")
+EVENT_TYPES: tuple[EventType, ...] = ("mpi.changed", "member.enrolled", "member.activated",
+                                      "member.deactivated", "member.reactivated")
 
 
 class Action(StrEnum):
@@ -153,8 +155,7 @@ class FhirRules(_Strict):
 class EventRules(_Strict):
     """Which status-change events are published (the specification's "Selection of Notifications")."""
 
-    publish: tuple[Literal["mpi.changed", "member.enrolled", "member.activated",
-                           "member.deactivated", "member.reactivated"], ...] = EVENT_TYPES
+    publish: tuple[EventType, ...] = EVENT_TYPES
     source: str = "urn:portalbridge"  # the CloudEvents ``source`` attribute
 
 
@@ -241,7 +242,8 @@ def _strip_oid(name: str) -> str:
 
 
 def _authority_problems(authorities: tuple[Authority, ...]) -> list[str]:
-    problems, seen = [], {}
+    problems: list[str] = []
+    seen: dict[str, int] = {}
     for i, authority in enumerate(authorities):
         for name in (authority.code, *authority.aliases):
             first = seen.setdefault(_strip_oid(name).upper(), i)
@@ -251,7 +253,8 @@ def _authority_problems(authorities: tuple[Authority, ...]) -> list[str]:
 
 
 def _facility_problems(facilities: tuple[Facility, ...]) -> list[str]:
-    problems, seen = [], {}
+    problems: list[str] = []
+    seen: dict[str, int] = {}
     for i, facility in enumerate(facilities):
         for name in (facility.code, *facility.aliases):
             first = seen.setdefault(name.upper(), i)
@@ -270,7 +273,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             line = key_node.start_mark.line + 1
             raise ConfigurationError(f"line {line}: duplicate key '{key}'")

@@ -45,6 +45,8 @@ class PatientChange:
     winner_tier: int | None
     created: bool = False
     merged_into: str | None = None
+    #: Patients merged into this one by the operation.
+    merged_from: tuple[str, ...] = ()
     record_ids: tuple[str, ...] = field(default=())
 
 
@@ -176,10 +178,13 @@ class PatientIndex:
         prior.updated_at = self._now()
         prior.version += 1
         self._repo.record_changed(prior)
-        affected = [target] if old_patient == target else [target, old_patient]
-        if old_patient != target and not any(r.is_active for r in self._repo.records_of_patient(old_patient)):
+        if old_patient == target:
+            return self._rerank([target], created_patient=target if created else None)
+        retired = not any(r.is_active for r in self._repo.records_of_patient(old_patient))
+        if retired:
             self._retire_patient(old_patient, target)
-        return self._rerank(affected, created_patient=target if created else None)
+        return self._rerank([target, old_patient], created_patient=target if created else None,
+                            merged_from={target: (old_patient,)} if retired else None)
 
     def _retire_patient(self, patient_id: str, survivor_id: str) -> None:
         patient = self._repo.get_patient(patient_id)
@@ -202,7 +207,8 @@ class PatientIndex:
             raise IdentifierInUse(f"identifier {new.authority}|{new.mrn} was retired by a merge")
         record.key = new
         demographics = update.apply_to(record.demographics)
-        kept = tuple(i for i in demographics.identifiers if (i.authority, i.value) != (old.authority, old.mrn))
+        retired = (old.authority, old.mrn)
+        kept = tuple(i for i in demographics.identifiers if (i.authority, i.value) != retired)
         self._change(record, _with_key_identifier(replace(demographics, identifiers=kept), new), old)
         return self._rerank([record.patient_id], created_patient=None)
 
@@ -223,19 +229,22 @@ class PatientIndex:
             return self._put_new(key, demographics, holder)
         record = self._repo.get_record_by_id(record_id)
         if record is None and expected_version is not None:
-            raise VersionConflict(f"record {record_id} does not exist (version {expected_version} expected)")
+            raise VersionConflict(
+                f"record {record_id} does not exist (version {expected_version} expected)")
         if holder is not None and (record is None or holder.id != record.id):
             raise IdentifierInUse(f"identifier {key.authority}|{key.mrn} belongs to record {holder.id}")
         if record is None:
             return self._put_created(key, demographics, record_id)
         if expected_version is not None and record.version != expected_version:
-            raise VersionConflict(f"record {record.id} is at version {record.version}, not {expected_version}")
+            raise VersionConflict(
+                f"record {record.id} is at version {record.version}, not {expected_version}")
         if not record.is_active:
             raise InvalidIndexOperation(f"record {record.id} was merged into {record.merged_into}")
         old_key = record.key if record.key != key else None
         record.key = key
         changed = self._change(record, demographics, old_key)
-        return PutResult(record, False, changed, self._rerank([record.patient_id], None) if changed else [])
+        changes = self._rerank([record.patient_id], None) if changed else []
+        return PutResult(record, False, changed, changes)
 
     def _put_new(self, key: RecordKey, demographics: Demographics,
                  holder: SourceRecord | None) -> PutResult:
@@ -258,15 +267,18 @@ class PatientIndex:
 
     # -- ranking --------------------------------------------------------------------------
 
-    def _rerank(self, patient_ids: list[str], created_patient: str | None) -> list[PatientChange]:
+    def _rerank(self, patient_ids: list[str], created_patient: str | None,
+                merged_from: dict[str, tuple[str, ...]] | None = None) -> list[PatientChange]:
         changes = []
         for patient_id in patient_ids:
-            change = self._rerank_one(patient_id, created=patient_id == created_patient)
+            change = self._rerank_one(patient_id, created=patient_id == created_patient,
+                                      merged_from=(merged_from or {}).get(patient_id, ()))
             if change is not None:
                 changes.append(change)
         return changes
 
-    def _rerank_one(self, patient_id: str, *, created: bool) -> PatientChange | None:
+    def _rerank_one(self, patient_id: str, *, created: bool,
+                    merged_from: tuple[str, ...] = ()) -> PatientChange | None:
         patient = self._repo.get_patient(patient_id)
         if patient is None:
             return None
@@ -274,7 +286,7 @@ class PatientIndex:
         best = best_demographics(records, self._tier_of)
         changed = _differences(patient.best, best.demographics)
         merged_now = patient.merged_into is not None and not any(r.is_active for r in records)
-        if not changed and not created and not merged_now:
+        if not changed and not created and not merged_now and not merged_from:
             return None
         patient.best = best.demographics
         patient.provenance = best.provenance
@@ -286,7 +298,7 @@ class PatientIndex:
                              identifiers=best.demographics.identifiers,
                              winner_facility=best.winner_facility, winner_tier=best.winner_tier,
                              created=created, merged_into=patient.merged_into,
-                             record_ids=tuple(r.id for r in records))
+                             merged_from=merged_from, record_ids=tuple(r.id for r in records))
 
 
 def _with_key_identifier(demographics: Demographics, key: RecordKey) -> Demographics:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from mpi.model import DEMOGRAPHIC_FIELDS, Demographics, Identifier, SourceRecord
 
-__all__ = ["BestDemographics", "rank_records", "best_demographics"]
+__all__ = ["BestDemographics", "best_demographics", "rank_records"]
 
 TierOf = Callable[[str], int]
 
@@ -47,7 +48,7 @@ def best_demographics(records: Iterable[SourceRecord], tier_of: TierOf) -> BestD
     ranked = rank_records(records, tier_of)
     if not ranked:
         return BestDemographics(Demographics(), {}, "", None)
-    chosen: dict[str, object] = {}
+    chosen: dict[str, Any] = {}
     provenance: dict[str, str] = {}
     for name in DEMOGRAPHIC_FIELDS:
         for record in ranked:

@@ -140,7 +140,8 @@ class SqlMpiRepository(MpiRepository):
             collection.clear()
 
     def _flush_identifiers(self, records: Sequence[SourceRecord]) -> None:
-        stale, rows = [], []
+        stale: list[str] = []
+        rows: list[dict[str, str]] = []
         for record in records:
             current = _ident_rows(record)
             before = self._stored_idents.get(record.id)

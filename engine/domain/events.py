@@ -34,6 +34,7 @@ class MpiRecordChanged(DomainEvent):
     winner_tier: int | None
     created: bool
     merged_into: str | None
+    merged_from: tuple[str, ...]
     source: dict[str, str]
 
     def data(self) -> dict[str, Any]:
@@ -44,6 +45,7 @@ class MpiRecordChanged(DomainEvent):
             "winner": {"facility": self.winner_facility, "tier": self.winner_tier},
             "created": self.created,
             "merged_into": self.merged_into,
+            "merged_from": list(self.merged_from),
             "source": dict(self.source),
             "occurred_at": self.occurred_at.isoformat(),
         }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 __all__ = ["pending_revision", "upgrade"]
@@ -20,9 +22,6 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def pending_revision(engine: Engine) -> str | None:
     """The head revision when the database is behind it, else None."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
     config = Config()
     config.set_main_option("script_location", "engine:migrations")
     head = ScriptDirectory.from_config(config).get_current_head()

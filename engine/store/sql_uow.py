@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -115,7 +116,7 @@ class SqlUnitOfWork(UnitOfWork):
     def close(self) -> None:
         if self._open:
             self._open = False
-            try:
-                self._conn.close()  # rolls back anything uncommitted
-            except DBAPIError:
-                pass  # the connection is already gone; nothing was committed
+            # Closing rolls back anything uncommitted; if the connection is already gone,
+            # nothing was committed either.
+            with contextlib.suppress(DBAPIError):
+                self._conn.close()

@@ -59,7 +59,9 @@ def name(element: Element) -> PersonName | None:
 
 def address(element: Element) -> Address | None:
     """XAD: street (1.1), other designation (2), city (3), state (4), zip (5), country (6), type (7)."""
-    lines = tuple(x for x in (_clean(element.component(1, 1)), _clean(element.component(2))) if x)
+    # XAD-1 is SAD: line & street name & dwelling number; some senders split the line there.
+    street = " ".join(x for x in (_clean(p) for p in element.subcomponents(1)[:3]) if x)
+    lines = tuple(x for x in (street, _clean(element.component(2))) if x)
     result = Address(lines=lines, city=_clean(element.component(3)),
                      state=_clean(element.component(4)), postal_code=_clean(element.component(5)),
                      country=_clean(element.component(6)),

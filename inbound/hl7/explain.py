@@ -17,8 +17,8 @@ from engine.commands import (
     UpsertPatientRecord,
 )
 from engine.errors import EngineError, RejectedMessage
-from engine.rules import Hl7Rules
 from engine.routing import Router
+from engine.rules import Hl7Rules
 from inbound.hl7.ack import ack_codes
 from inbound.hl7.batch import split_stream
 from inbound.hl7.charset import decode_message

@@ -10,13 +10,13 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.commands import Command, Outcome
 from engine.domain.clock import Clock
 from engine.errors import EngineError, RejectedMessage, TransientFailure, UnroutableMessage
-from engine.rules import Action, Hl7Rules
 from engine.routing import RouteDecision, Router
+from engine.rules import Action, Hl7Rules
 from inbound.hl7.ack import AckParts, ack_codes, build_ack
 from inbound.hl7.batch import split_stream
 from inbound.hl7.charset import decode_message
@@ -60,20 +60,20 @@ def prepare(text: str, encoding: str, router: Router,
     except RejectedMessage as exc:
         return Prepared(message=message, header=None, delimiters=message.delimiters,
                         control_id=control_id_of(message), error=exc)
-    base = {"message": message, "header": header, "delimiters": message.delimiters,
-            "control_id": header.control_id}
+    read = Prepared(message=message, header=header, delimiters=message.delimiters,
+                    control_id=header.control_id)
     try:
         decision = router.route(header.route_request())
         route = decision.route
         if route.action is Action.REJECT:
             raise UnroutableMessage(route.reason, "MSH-9", code="200")
         if route.action is Action.IGNORE:
-            return Prepared(**base, decision=decision, note=_ignored(decision))
+            return replace(read, decision=decision, note=_ignored(decision))
         if route.strict and validate is not None:
             validate(message.to_er7())
-        return Prepared(**base, decision=decision, command=translate(message, header, decision))
+        return replace(read, decision=decision, command=translate(message, header, decision))
     except RejectedMessage as exc:
-        return Prepared(**base, error=exc)
+        return replace(read, error=exc)
 
 
 def _ignored(decision: RouteDecision) -> str:

@@ -20,8 +20,8 @@ from engine.commands import (
     UpsertPatientRecord,
 )
 from engine.errors import InvalidMessage
-from engine.rules import Action, Facility
 from engine.routing import RouteDecision
+from engine.rules import Action, Facility
 from inbound.hl7 import datatypes
 from inbound.hl7.header import Header
 from inbound.hl7.reader import HL7_NULL, Element, Er7Message, Segment
