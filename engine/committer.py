@@ -15,13 +15,15 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from engine.commands import Command, Outcome
-from engine.errors import EngineError, StoreUnavailable, TransientFailure
+from engine.errors import EngineError, RejectedMessage, StoreUnavailable, TransientFailure
 from engine.handlers import MessageBus
 from engine.uow import UnitOfWork
 
@@ -31,13 +33,32 @@ log = logging.getLogger(__name__)
 
 Result = tuple[Outcome | None, EngineError | None]
 ErrorClassifier = Callable[[Exception], EngineError]
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Work(Protocol[T_co]):
+    """Work an adapter wants done on the writer thread around its command.
+
+    Reading and translating a message, and writing its answer, are done here rather than on
+    the event loop: with one interpreter lock, work split between two threads waits for
+    the lock at every hand-over, while on the writer it runs between database round trips.
+    """
+
+    def prepare(self) -> Command | None:
+        """The command to apply, or None when there is nothing to apply (already answered)."""
+
+    def complete(self, outcome: Outcome | None, error: EngineError | None) -> T_co:
+        """The adapter's answer, once the command committed (or failed, or was not applied)."""
 
 
 @dataclass(slots=True)
 class _Job:
-    command: Command
+    command: Command | None
     loop: asyncio.AbstractEventLoop | None = None
-    future: asyncio.Future[Outcome] | Future[Outcome] | None = None
+    future: asyncio.Future[Any] | Future[Any] | None = None
+    work: Work[Any] | None = None
+    error: EngineError | None = None  # a failure while preparing
 
 
 @dataclass(slots=True)
@@ -48,6 +69,7 @@ class CommitStats:
     messages: int = 0
     failures: int = 0
     largest_batch: int = 0
+    busy_seconds: float = 0.0  # time spent applying and committing groups
 
 
 class _Stop:
@@ -67,7 +89,7 @@ def classify_engine_error(exc: Exception) -> EngineError:
 class GroupCommitter:
     """Applies commands in group commits on a single writer thread."""
 
-    def __init__(self, bus: MessageBus, unit_of_work: Callable[[], UnitOfWork], *,
+    def __init__(self, bus: MessageBus, unit_of_work: Callable[[bool], UnitOfWork], *,
                  classify: ErrorClassifier = classify_engine_error, max_batch: int = 256) -> None:
         self._bus = bus
         self._unit_of_work = unit_of_work
@@ -95,6 +117,13 @@ class GroupCommitter:
         return self._thread is not None and self._thread.is_alive()
 
     # -- submitting -----------------------------------------------------------------------
+
+    async def run(self, work: Work[T]) -> T:
+        """Prepare, apply and complete ``work`` on the writer thread; its answer after commit."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(None, loop, future, work))
+        return await future
 
     async def apply(self, command: Command) -> Outcome:
         """Apply ``command``; returns after its transaction committed, raises ``EngineError``."""
@@ -127,39 +156,61 @@ class GroupCommitter:
                     stopping = True
                     break
                 batch.append(job)
-            self._deliver(batch, self._process(batch))
+            self._deliver(batch, self._results(batch))
+
+    def _results(self, batch: list[_Job]) -> list[Result]:
+        for job in batch:
+            if job.work is not None:
+                self._prepare(job)
+        ready = [job for job in batch if job.command is not None and job.error is None]
+        applied = dict(zip((id(job) for job in ready), self._process(ready), strict=True)) if ready else {}
+        return [applied.get(id(job), (None, job.error)) for job in batch]
+
+    def _prepare(self, job: _Job) -> None:
+        assert job.work is not None
+        try:
+            job.command = job.work.prepare()
+        except Exception as exc:  # a bug in an adapter must not stop the writer (logged below)
+            log.exception("preparing a message failed")
+            job.error = self._classify(exc)
 
     def _process(self, batch: list[_Job]) -> list[Result]:
         try:
-            outcomes = self._apply_group([job.command for job in batch])
+            # Optimistic: the inbox is not read first; a resent message shows up as a key
+            # conflict at commit, and then the group goes the careful way below.
+            outcomes = self._apply_group([job.command for job in batch if job.command is not None],
+                                         check_inbox=False)
         except Exception as exc:  # noqa: BLE001 - classified below; no message is ever dropped
-            if len(batch) > 1:
-                # One bad command (or a concurrent writer) spoiled the group: go one by one.
-                return [self._process_one(job) for job in batch]
-            return [(None, self._failure(batch[0], exc))]
+            if len(batch) == 1 and isinstance(self._classify(exc), RejectedMessage):
+                return [(None, self._failure(batch[0], exc))]
+            # A resend, one bad command or a concurrent writer spoiled the group: one by one.
+            return [self._process_one(job) for job in batch]
         return [(outcome, None) for outcome in outcomes]
 
     def _process_one(self, job: _Job) -> Result:
+        assert job.command is not None
         for attempt in (1, 2):
             try:
-                return self._apply_group([job.command])[0], None
+                return self._apply_group([job.command], check_inbox=True)[0], None
             except Exception as exc:  # noqa: BLE001 - classified by _failure
                 error = self._failure(job, exc)
                 if not (isinstance(error, StoreUnavailable) and error.retry_at_once) or attempt == 2:
                     return None, error
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _apply_group(self, commands: list[Command]) -> list[Outcome]:
-        with self._unit_of_work() as uow:
+    def _apply_group(self, commands: list[Command], *, check_inbox: bool) -> list[Outcome]:
+        started = time.perf_counter()
+        with self._unit_of_work(check_inbox) as uow:
             self._bus.prefetch(commands, uow)
             outcomes = [self._bus.handle(command, uow) for command in commands]
             uow.commit()
+        self.stats.busy_seconds += time.perf_counter() - started
         self._count(len(commands))
         return outcomes
 
     def _failure(self, job: _Job, exc: Exception) -> EngineError:
         error = self._classify(exc)
-        if isinstance(error, TransientFailure):
+        if isinstance(error, TransientFailure) and job.command is not None:
             self.stats.failures += 1
             origin = job.command.origin
             log.warning("could not apply %s %s from %s: %s", origin.message_type,
@@ -176,12 +227,13 @@ class GroupCommitter:
     @staticmethod
     def _deliver(batch: list[_Job], results: list[Result]) -> None:
         """Answer every job; asyncio futures of one loop are resolved with one wake-up."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Result]]] = defaultdict(list)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Answer]]] = defaultdict(list)
         for job, result in zip(batch, results, strict=True):
+            answer = _complete(job, result)
             if job.loop is not None:
-                by_loop[job.loop].append((job, result))
+                by_loop[job.loop].append((job, answer))
             elif isinstance(job.future, Future):
-                _settle(job.future, result)
+                _settle(job.future, answer)
         for loop, items in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_settle_all, items)
@@ -189,16 +241,30 @@ class GroupCommitter:
                 log.warning("event loop closed before %d answers could be delivered", len(items))
 
 
-def _settle_all(items: list[tuple[_Job, Result]]) -> None:
-    for job, result in items:
-        if job.future is not None and not job.future.done():
-            _settle(job.future, result)
+Answer = tuple[Any, BaseException | None]
 
 
-def _settle(future: asyncio.Future[Outcome] | Future[Outcome], result: Result) -> None:
+def _complete(job: _Job, result: Result) -> Answer:
+    """What the job's caller receives: the work's answer, or the outcome (or the error)."""
     outcome, error = result
+    if job.work is None:
+        return outcome, error
+    try:
+        return job.work.complete(outcome, error), None
+    except Exception as exc:  # handed to the waiting caller (logged below)
+        log.exception("completing a message failed")
+        return None, exc
+
+
+def _settle_all(items: list[tuple[_Job, Answer]]) -> None:
+    for job, answer in items:
+        if job.future is not None and not job.future.done():
+            _settle(job.future, answer)
+
+
+def _settle(future: asyncio.Future[Any] | Future[Any], answer: Answer) -> None:
+    value, error = answer
     if error is not None:
         future.set_exception(error)
     else:
-        assert outcome is not None
-        future.set_result(outcome)
+        future.set_result(value)

@@ -60,6 +60,8 @@ class Router:
                 why = f"sending facility '{candidate}' is facility {facility.code} (tier {facility.tier})"
                 return facility, why
         shown = next((c for c in request.sender_facility if c), "")
+        if not shown:
+            raise UnroutableMessage("MSH-4 (sending facility) is required", "MSH-4", code="101")
         raise UnroutableMessage(
             f"sending facility '{shown}' is not a facility in routing.yaml", "MSH-4", code="103")
 

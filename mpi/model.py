@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
+
+import orjson
 
 __all__ = [
     "DEMOGRAPHIC_FIELDS",
@@ -119,9 +122,13 @@ class Telecom:
         return cls(data["system"], data["value"], data.get("use", ""))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Demographics:
-    """Everything the index knows of a person from one source. Empty means "not known"."""
+    """Everything the index knows of a person from one source. Empty means "not known".
+
+    Not slotted on purpose: its JSON form is cached on the instance, because one value is
+    compared, stored and put in events several times per message.
+    """
 
     identifiers: tuple[Identifier, ...] = ()
     names: tuple[PersonName, ...] = ()
@@ -137,7 +144,17 @@ class Demographics:
     active: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON-able form. Shared and cached: treat it as read-only."""
+        return self._json_dict
+
+    @cached_property
+    def _json_dict(self) -> dict[str, Any]:
         return {name: _to_json(getattr(self, name)) for name in _FIELD_NAMES}
+
+    @cached_property
+    def json_text(self) -> str:
+        """``to_dict()`` as compact JSON text, cached."""
+        return orjson.dumps(self._json_dict).decode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Demographics:

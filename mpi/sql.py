@@ -8,13 +8,14 @@ map, and ``flush`` writes every change with one executemany per table.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, tuple_, update
+import orjson
+from sqlalchemy import Connection, bindparam, delete, select, text, tuple_
 
+from mpi.bulk import insert_rows, update_rows
 from mpi.model import Demographics, Identifier, Patient, RecordKey, SourceRecord
 from mpi.repository import MpiRepository
 from mpi.tables import identifiers, patients, source_records
@@ -42,7 +43,8 @@ class SqlMpiRepository(MpiRepository):
         self._dirty_records: dict[str, SourceRecord] = {}
         self._new_patients: dict[str, Patient] = {}
         self._dirty_patients: dict[str, Patient] = {}
-        self._stored_idents: dict[str, frozenset[IdentKey]] = {}
+        #: What the identifier rows of each record say in the database: (rows, patient id).
+        self._stored_idents: dict[str, tuple[frozenset[tuple[IdentKey, str]], str]] = {}
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -81,22 +83,27 @@ class SqlMpiRepository(MpiRepository):
         return self._patients.get(patient_id)
 
     def prefetch(self, keys: Iterable[RecordKey], idents: Iterable[Identifier]) -> None:
-        """Load everything a batch about these keys and identifiers will look at."""
+        """Load everything a batch about these keys and identifiers will look at, in one query:
+        every record of every patient that holds one of the keys or identifiers, with its
+        patient. That covers all records carrying those identifiers, so later lookups of
+        them are answered from the map."""
         wanted_keys = [k for k in set(keys) if k not in self._by_key and k not in self._absent_keys]
-        wanted_idents = list({(i.authority, i.value) for i in idents} - self._complete_idents)
-        record_ids = self._load_identifiers(wanted_idents, load_records=False)
-        clauses = []
-        if wanted_keys:
-            clauses.append(_key_clause(wanted_keys))
-        missing = [i for i in record_ids if i not in self._records]
-        if missing:
-            clauses.append(source_records.c.id.in_(missing))
-        if clauses:
-            self._load_records(select(source_records).where(or_(*clauses)))
+        # A record always carries its own key as an identifier, so looking up the keys'
+        # (authority, MRN) pairs finds every record that holds one of the keys.
+        asked = {(i.authority, i.value) for i in idents} | {(k.authority, k.mrn) for k in wanted_keys}
+        wanted_idents = list(asked - self._complete_idents)
+        if not wanted_idents:
+            return
+        rows = self._conn.execute(*_involved_query(self._conn, wanted_idents))
+        loaded_patients = set()
+        for row in rows.mappings():
+            self._take_record_row(row)
+            loaded_patients.add(row["patient_id"])
+            if row["p_id"] is not None and row["p_id"] not in self._patients:
+                self._patients[row["p_id"]] = patient_from_row(row, prefix="p_")
+        self._complete_patients.update(loaded_patients)
+        self._complete_idents.update(wanted_idents)
         self._absent_keys.update(k for k in wanted_keys if k not in self._by_key)
-        patient_ids = {r.patient_id for r in self._records.values()}
-        self._load_patient_records([p for p in patient_ids if p not in self._complete_patients])
-        self._load_patients([p for p in patient_ids if p not in self._patients])
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -124,17 +131,11 @@ class SqlMpiRepository(MpiRepository):
     def flush(self) -> None:
         """Write every change since the last flush."""
         conn = self._conn
-        if self._new_patients:
-            conn.execute(insert(patients), [_patient_row(p) for p in self._new_patients.values()])
-        if self._dirty_patients:
-            rows = [{"b_id": p.id, **_patient_row(p)} for p in self._dirty_patients.values()]
-            conn.execute(update(patients).where(patients.c.id == bindparam("b_id")), rows)
+        insert_rows(conn, patients, [_patient_row(p) for p in self._new_patients.values()])
+        update_rows(conn, patients, "id", [_patient_row(p) for p in self._dirty_patients.values()])
         # Updates before inserts: an A47 frees a key that a later message may take.
-        if self._dirty_records:
-            rows = [{"b_id": r.id, **_record_row(r)} for r in self._dirty_records.values()]
-            conn.execute(update(source_records).where(source_records.c.id == bindparam("b_id")), rows)
-        if self._new_records:
-            conn.execute(insert(source_records), [_record_row(r) for r in self._new_records.values()])
+        update_rows(conn, source_records, "id", [_record_row(r) for r in self._dirty_records.values()])
+        insert_rows(conn, source_records, [_record_row(r) for r in self._new_records.values()])
         self._flush_identifiers([*self._new_records.values(), *self._dirty_records.values()])
         for collection in (self._new_patients, self._dirty_patients, self._new_records, self._dirty_records):
             collection.clear()
@@ -144,42 +145,40 @@ class SqlMpiRepository(MpiRepository):
         rows: list[dict[str, str]] = []
         for record in records:
             current = _ident_rows(record)
+            state = (frozenset(current.items()), record.patient_id)
             before = self._stored_idents.get(record.id)
-            if before is not None and before == frozenset(current):
+            if before == state:
                 continue
             if before is not None:
                 stale.append(record.id)
-            rows.extend({"record_id": record.id, "authority": a, "value": v, "type_code": t}
-                        for (a, v), t in current.items())
-            self._stored_idents[record.id] = frozenset(current)
+            rows.extend({"record_id": record.id, "authority": a, "value": v, "type_code": t,
+                         "patient_id": record.patient_id} for (a, v), t in current.items())
+            self._stored_idents[record.id] = state
         if stale:
             self._conn.execute(delete(identifiers).where(identifiers.c.record_id.in_(stale)))
-        if rows:
-            self._conn.execute(insert(identifiers), rows)
+        insert_rows(self._conn, identifiers, rows)
 
     # -- loading --------------------------------------------------------------------------
 
-    def _load_records(self, query: Any) -> list[str]:
-        loaded = []
+    def _load_records(self, query: Any) -> None:
         for row in self._conn.execute(query).mappings():
-            if row["id"] not in self._records:
-                record = record_from_row(row)
-                self._stored_idents[record.id] = frozenset(_ident_rows(record))
-                self._remember(record)
-            loaded.append(row["id"])
-        return loaded
+            self._take_record_row(row)
 
-    def _load_identifiers(self, idents: list[IdentKey], load_records: bool = True) -> set[str]:
-        if not idents:
-            return set()
+    def _take_record_row(self, row: Any) -> None:
+        """Add a loaded row to the map, unless the map already holds (newer) state for it."""
+        if row["id"] not in self._records:
+            record = record_from_row(row)
+            self._stored_idents[record.id] = (frozenset(_ident_rows(record).items()), record.patient_id)
+            self._remember(record)
+
+    def _load_identifiers(self, idents: list[IdentKey]) -> None:
         query = select(identifiers.c.record_id).where(
             tuple_(identifiers.c.authority, identifiers.c.value).in_(idents))
         record_ids = {row[0] for row in self._conn.execute(query)}
         missing = [i for i in record_ids if i not in self._records]
-        if load_records and missing:
+        if missing:
             self._load_records(select(source_records).where(source_records.c.id.in_(missing)))
         self._complete_idents.update(idents)
-        return record_ids
 
     def _load_patient_records(self, patient_ids: list[str]) -> None:
         if patient_ids:
@@ -209,9 +208,43 @@ class SqlMpiRepository(MpiRepository):
         self._indexed[record.id] = (idents, record.patient_id)
 
 
+_KEY_COLUMNS = tuple_(source_records.c.facility, source_records.c.authority, source_records.c.mrn)
+#: Built once (building a statement costs more than running it on a warm connection), and
+#: kept to a plain semi-join: PostgreSQL plans it in a fifth of a millisecond, where the
+#: union of key and identifier lookups it replaced took two and a half.
+_RECORDS_OF_INVOLVED_PATIENTS = (
+    select(source_records, *(c.label(f"p_{c.name}") for c in patients.c))
+    .outerjoin(patients, patients.c.id == source_records.c.patient_id)
+    .where(source_records.c.patient_id.in_(
+        select(identifiers.c.patient_id)
+        .where(tuple_(identifiers.c.authority, identifiers.c.value)
+               .in_(bindparam("idents", expanding=True)))))
+)
+
+
+#: The same on PostgreSQL, with the identifiers as two arrays: one SQL text whatever the
+#: group's size, so the server prepares and plans it once.
+_PATIENT_COLUMNS = ", ".join(f"p.{c.name} AS p_{c.name}" for c in patients.c)
+_INVOLVED_PG_SQL = (
+    f"SELECT r.*, {_PATIENT_COLUMNS}"  # noqa: S608 - column names from our metadata; values are bound
+    " FROM mpi_source_records r LEFT OUTER JOIN mpi_patients p ON p.id = r.patient_id"
+    " WHERE r.patient_id IN (SELECT i.patient_id FROM mpi_identifiers i"
+    " JOIN unnest(CAST(:authorities AS text[]), CAST(:ident_values AS text[])) AS w(authority, value)"
+    " ON i.authority = w.authority AND i.value = w.value)"
+)
+_RECORDS_OF_INVOLVED_PATIENTS_PG = text(_INVOLVED_PG_SQL).columns(
+    *source_records.c, *(c.label(f"p_{c.name}") for c in patients.c))
+
+
+def _involved_query(conn: Connection, idents: list[IdentKey]) -> tuple[Any, dict[str, Any]]:
+    if conn.dialect.name == "postgresql":
+        return _RECORDS_OF_INVOLVED_PATIENTS_PG, {
+            "authorities": [a for a, _ in idents], "ident_values": [v for _, v in idents]}
+    return _RECORDS_OF_INVOLVED_PATIENTS, {"idents": idents}
+
+
 def _key_clause(keys: Sequence[RecordKey]) -> Any:
-    columns = tuple_(source_records.c.facility, source_records.c.authority, source_records.c.mrn)
-    return columns.in_([(k.facility, k.authority, k.mrn) for k in keys])
+    return _KEY_COLUMNS.in_([(k.facility, k.authority, k.mrn) for k in keys])
 
 
 def _ident_rows(record: SourceRecord) -> dict[IdentKey, str]:
@@ -222,7 +255,7 @@ def _ident_rows(record: SourceRecord) -> dict[IdentKey, str]:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(value).decode()
 
 
 def _record_row(record: SourceRecord) -> dict[str, Any]:
@@ -231,7 +264,7 @@ def _record_row(record: SourceRecord) -> dict[str, Any]:
     return {
         "id": record.id, "patient_id": record.patient_id, "facility": record.key.facility,
         "authority": record.key.authority, "mrn": record.key.mrn,
-        "demographics": _dumps(demo.to_dict()), "family_name": family.strip().upper()[:200],
+        "demographics": demo.json_text, "family_name": family.strip().upper()[:200],
         "birth_date": demo.birth_date[:10], "merged_into": record.merged_into,
         "created_at": record.created_at, "updated_at": record.updated_at,
         "version": record.version,
@@ -241,7 +274,7 @@ def _record_row(record: SourceRecord) -> dict[str, Any]:
 def _patient_row(patient: Patient) -> dict[str, Any]:
     return {
         "id": patient.id, "merged_into": patient.merged_into,
-        "best": _dumps(patient.best.to_dict()), "provenance": _dumps(patient.provenance),
+        "best": patient.best.json_text, "provenance": _dumps(patient.provenance),
         "winner_facility": patient.winner_facility, "winner_tier": patient.winner_tier,
         "event_sequence": patient.event_sequence,
         "created_at": patient.created_at, "updated_at": patient.updated_at,
@@ -253,18 +286,19 @@ def record_from_row(row: Any) -> SourceRecord:
     return SourceRecord(
         id=row["id"], key=RecordKey(row["facility"], row["authority"], row["mrn"]),
         patient_id=row["patient_id"],
-        demographics=Demographics.from_dict(json.loads(row["demographics"])),
+        demographics=Demographics.from_dict(orjson.loads(row["demographics"])),
         created_at=row["created_at"], updated_at=row["updated_at"], merged_into=row["merged_into"],
         version=row["version"],
     )
 
 
-def patient_from_row(row: Any) -> Patient:
-    """Rebuild a ``Patient`` from a ``mpi_patients`` row mapping."""
+def patient_from_row(row: Any, prefix: str = "") -> Patient:
+    """Rebuild a ``Patient`` from a ``mpi_patients`` row mapping (columns maybe prefixed)."""
+    p = prefix
     return Patient(
-        id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"],
-        best=Demographics.from_dict(json.loads(row["best"])),
-        provenance=json.loads(row["provenance"]), winner_facility=row["winner_facility"],
-        winner_tier=row["winner_tier"], merged_into=row["merged_into"],
-        event_sequence=row["event_sequence"],
+        id=row[f"{p}id"], created_at=row[f"{p}created_at"], updated_at=row[f"{p}updated_at"],
+        best=Demographics.from_dict(orjson.loads(row[f"{p}best"])),
+        provenance=orjson.loads(row[f"{p}provenance"]), winner_facility=row[f"{p}winner_facility"],
+        winner_tier=row[f"{p}winner_tier"], merged_into=row[f"{p}merged_into"],
+        event_sequence=row[f"{p}event_sequence"],
     )

@@ -84,11 +84,14 @@ source_records = Table(
     Index("ix_mpi_source_records_family_birth", "family_name", "birth_date"),
 )
 
+#: Every identifier of every record (a record's own key among them), with the record's
+#: patient: the one lookup that finds all a message needs, and cheap for the planner.
 identifiers = Table(
     "mpi_identifiers", metadata,
     Column("record_id", ID, primary_key=True),
     Column("authority", String(200), primary_key=True),
     Column("value", String(200), primary_key=True),
     Column("type_code", String(16), nullable=False),
+    Column("patient_id", ID, nullable=False),
     Index("ix_mpi_identifiers_lookup", "authority", "value"),
 )

@@ -15,7 +15,9 @@ def classify_store_error(exc: Exception) -> EngineError:
     if isinstance(exc, IntegrityError):
         return StoreUnavailable("another writer stored the same key first", retry_at_once=True)
     if isinstance(exc, DBAPIError):
-        return StoreUnavailable(f"database unavailable ({type(exc.orig).__name__})")
+        # A connection found dead is replaced at once; one more try is worth it.
+        return StoreUnavailable(f"database unavailable ({type(exc.orig).__name__})",
+                                retry_at_once=exc.connection_invalidated)
     if isinstance(exc, SQLAlchemyError):
         return StoreUnavailable(f"database error ({type(exc).__name__})")
     return classify_engine_error(exc)

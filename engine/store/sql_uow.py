@@ -3,35 +3,42 @@
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, insert, select, tuple_
+import orjson
+from sqlalchemy import Connection, Engine, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.commands import MessageOrigin, Outcome
 from engine.errors import StoreUnavailable
 from engine.store.tables import inbound_messages, outbox
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
+from mpi.bulk import insert_rows
 from mpi.sql import SqlMpiRepository
 
-__all__ = ["SqlUnitOfWork"]
+__all__ = ["SqlUnitOfWork", "WriterConnection"]
 
 
 class SqlInbox(Inbox):
-    """Inbox rows, looked up in bulk and inserted in bulk."""
+    """Inbox rows, looked up in bulk and inserted in bulk.
 
-    def __init__(self, connection: Connection) -> None:
+    With ``check=False`` the table is not read: only repeats within this unit of work are
+    seen, and a message committed before fails the commit on the table's primary key, which
+    sends the caller down its checked path. That saves a round trip for every group.
+    """
+
+    def __init__(self, connection: Connection, *, check: bool = True) -> None:
         self._conn = connection
+        self._check = check
         self._seen: set[tuple[str, str]] = set()
         self._asked: set[tuple[str, str]] = set()
         self._pending: list[dict[str, Any]] = []
 
     def prefetch(self, origins: Iterable[MessageOrigin]) -> None:
         keys = list({(o.sender, o.control_id) for o in origins} - self._asked)
-        if not keys:
+        if not keys or not self._check:
             return
         columns = tuple_(inbound_messages.c.sender, inbound_messages.c.control_id)
         rows = self._conn.execute(select(inbound_messages.c.sender, inbound_messages.c.control_id)
@@ -41,7 +48,7 @@ class SqlInbox(Inbox):
 
     def seen(self, origin: MessageOrigin) -> bool:
         key = (origin.sender, origin.control_id)
-        if key not in self._asked:
+        if key not in self._asked and self._check:
             self.prefetch([origin])
         return key in self._seen
 
@@ -55,9 +62,8 @@ class SqlInbox(Inbox):
         })
 
     def flush(self) -> None:
-        if self._pending:
-            self._conn.execute(insert(inbound_messages), self._pending)
-            self._pending = []
+        insert_rows(self._conn, inbound_messages, self._pending)
+        self._pending = []
 
 
 class SqlOutbox(Outbox):
@@ -72,26 +78,57 @@ class SqlOutbox(Outbox):
             "event_id": message.event_id, "routing_key": message.routing_key,
             "subject": message.subject, "sequence": message.sequence,
             "correlation_id": message.correlation_id[:200], "occurred_at": message.occurred_at,
-            "data": json.dumps(message.data, separators=(",", ":"), ensure_ascii=False),
+            "data": orjson.dumps(message.data).decode(),
         })
 
     def flush(self) -> None:
-        if self._pending:
-            self._conn.execute(insert(outbox), self._pending)
-            self._pending = []
+        # No RETURNING of the generated ids (insert_rows never asks): a pipelined commit
+        # cannot wait for them.
+        insert_rows(self._conn, outbox, self._pending)
+        self._pending = []
+
+
+class WriterConnection:
+    """The one connection of the single writer thread, kept across units of work.
+
+    Checking a connection out of the pool for every group would cost a pool round trip and,
+    with pre-ping, a database round trip; the writer keeps one and replaces it only after a
+    database error (the next unit of work then connects afresh).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def acquire(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def discard(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(DBAPIError):
+                self._conn.invalidate()
+            self._conn = None
 
 
 class SqlUnitOfWork(UnitOfWork):
-    """A transaction on one pooled connection; database errors become ``StoreUnavailable``."""
+    """A transaction on one connection; database errors become ``StoreUnavailable``.
 
-    def __init__(self, engine: Engine) -> None:
+    Given an ``Engine`` it uses a pooled connection for itself; given a ``WriterConnection``
+    it borrows the writer's long-lived one.
+    """
+
+    def __init__(self, source: Engine | WriterConnection, *, check_inbox: bool = True) -> None:
+        self._writer = source if isinstance(source, WriterConnection) else None
         try:
-            self._conn = engine.connect()
+            self._conn = self._writer.acquire() if self._writer else cast(Engine, source).connect()
             self._conn.begin()
         except DBAPIError as exc:
+            self._discard()
             raise StoreUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
         self._repo = SqlMpiRepository(self._conn)
-        self._inbox = SqlInbox(self._conn)
+        self._inbox = SqlInbox(self._conn, check=check_inbox)
         self._outbox = SqlOutbox(self._conn)
         self.mpi, self.inbox, self.outbox = self._repo, self._inbox, self._outbox
         self._open = True
@@ -102,21 +139,48 @@ class SqlUnitOfWork(UnitOfWork):
 
     def commit(self) -> None:
         try:
-            self._repo.flush()
-            self._inbox.flush()
-            self._outbox.flush()
-            self._conn.commit()
+            # Every write and the COMMIT travel together: one round trip, then the fsync.
+            with _pipelined(self._conn):
+                self._repo.flush()
+                self._inbox.flush()
+                self._outbox.flush()
+                self._conn.commit()
         except IntegrityError:
             raise  # a concurrent writer took a key first: the caller retries one by one
         except DBAPIError as exc:
+            self._discard()
             raise StoreUnavailable(f"commit failed: {type(exc.orig).__name__}") from exc
         finally:
             self.close()
 
     def close(self) -> None:
-        if self._open:
-            self._open = False
-            # Closing rolls back anything uncommitted; if the connection is already gone,
-            # nothing was committed either.
-            with contextlib.suppress(DBAPIError):
-                self._conn.close()
+        if not self._open:
+            return
+        self._open = False
+        try:
+            if self._writer is not None:
+                # Nothing may be left open for the next unit of work, even when a failed
+                # COMMIT left SQLAlchemy thinking there is no transaction to roll back.
+                self._conn.rollback()
+                dbapi = self._conn.connection.dbapi_connection
+                if dbapi is not None:
+                    dbapi.rollback()
+            else:
+                self._conn.close()  # rolls back anything uncommitted
+        except DBAPIError:
+            self._discard()  # the connection is gone; nothing was committed either
+
+    def _discard(self) -> None:
+        if self._writer is not None:
+            self._writer.discard()
+
+
+@contextlib.contextmanager
+def _pipelined(connection: Connection) -> Iterator[None]:
+    """On PostgreSQL, send the writes of a commit without waiting for each one's reply."""
+    driver = connection.connection.driver_connection if connection.dialect.name == "postgresql" else None
+    if driver is None or not hasattr(driver, "pipeline"):
+        yield
+        return
+    with driver.pipeline():
+        yield

@@ -32,6 +32,7 @@ def upgrade() -> None:
     sa.Column('authority', sa.String(length=200), nullable=False),
     sa.Column('value', sa.String(length=200), nullable=False),
     sa.Column('type_code', sa.String(length=16), nullable=False),
+    sa.Column('patient_id', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('record_id', 'authority', 'value', name=op.f('pk_mpi_identifiers'))
     )
     with op.batch_alter_table('mpi_identifiers', schema=None) as batch_op:
