@@ -45,9 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         "Patient-portal integration engine: HL7 v2 and FHIR in, MPI cache, status events out."))
     sub = parser.add_subparsers(metavar="COMMAND")
     for name, components, text in (
-        ("serve", "listen,api", "run everything in one process (embedded defaults)"),
+        ("serve", "listen,api,relay", "run everything in one process (embedded defaults)"),
         ("listen", "listen", "run the MLLP listener only"),
         ("api", "api", "run the HTTP API only"),
+        ("relay", "relay", "run the outbox relay only (status events to the broker)"),
+        ("worker", "worker", "run the queue consumers only (HL7 v2 over AMQP)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.set_defaults(run=_serve, components=frozenset(components.split(",")))
@@ -58,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     _config_commands(sub)
     _route_commands(sub)
     _db_commands(sub)
+    _outbox_commands(sub)
+    _events_commands(sub)
     return parser
 
 
@@ -83,6 +87,32 @@ def _db_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     db_sub = db.add_subparsers(metavar="ACTION", required=True)
     up = db_sub.add_parser("upgrade", help="apply the Alembic migrations")
     up.set_defaults(run=_db_upgrade)
+
+
+def _outbox_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    box = sub.add_parser("outbox", help="status events waiting to be published")
+    box_sub = box.add_subparsers(metavar="ACTION", required=True)
+    show = box_sub.add_parser("list", help="count the rows by status; list the dead (or --status) ones")
+    show.add_argument("--dead", action="store_true", help="list rows the broker refused too often")
+    show.add_argument("--status", help="list rows in this status: pending, sent, unrouted, dead")
+    show.add_argument("--limit", type=int, default=100, help="at most this many rows (default 100)")
+    show.set_defaults(run=_outbox_list)
+    again = box_sub.add_parser("replay", help="publish rows again, with their event ids unchanged")
+    again.add_argument("ids", nargs="*", metavar="ID", help="an outbox row id or an event id")
+    again.add_argument("--all-dead", action="store_true", help="every dead row")
+    again.add_argument("--all-unrouted", action="store_true", help="every row no queue took")
+    again.set_defaults(run=_outbox_replay)
+
+
+def _events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    events = sub.add_parser("events", help="status events")
+    events_sub = events.add_subparsers(metavar="ACTION", required=True)
+    tail = events_sub.add_parser("tail", help="print status events as they are published, "
+                                 "one CloudEvent (JSON) a line")
+    tail.add_argument("--last", type=int, default=10,
+                      help="embedded broker: first print the last N published events (default 10)")
+    tail.add_argument("--count", type=int, help="exit after this many events")
+    tail.set_defaults(run=_events_tail)
 
 
 def _configure_logging(level: str) -> None:
@@ -156,6 +186,48 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     upgrade(database)
     print(f"database {database.url.render_as_string(hide_password=True)} is at the latest "
           f"schema revision" if pending_revision(database) is None else "upgrade incomplete")
+    return 0
+
+
+def _outbox_list(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.bootstrap import build_runtime, count_by_status, list_rows
+
+    database = build_runtime(settings).database
+    counts = count_by_status(database)
+    print("outbox: " + ", ".join(f"{count} {status}" for status, count in counts.items()))
+    status = "dead" if args.dead else args.status
+    if status:
+        print("id\tevent id\trouting key\tsubject\tsequence\tattempts\toccurred at\tlast error")
+        for row in list_rows(database, status, args.limit):
+            print(f"{row.id}\t{row.event_id}\t{row.routing_key}\t{row.subject}\t{row.sequence}\t"
+                  f"{row.attempts}\t{row.occurred_at.isoformat()}\t{row.last_error or ''}")
+    return 0
+
+
+def _outbox_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.bootstrap import build_runtime, replay_outbox
+
+    database = build_runtime(settings).database
+    count = replay_outbox(database, args.ids, all_dead=args.all_dead,
+                          all_unrouted=args.all_unrouted)
+    print(f"{count} outbox row(s) pending again; the relay publishes them with their event ids")
+    return 0
+
+
+def _events_tail(args: argparse.Namespace, settings: Settings) -> int:
+    import threading
+
+    from engine.bootstrap import build_runtime, tail_events
+    from engine.errors import TransientFailure
+
+    runtime = build_runtime(settings)
+    try:
+        tail_events(runtime.database, settings.broker_url, runtime.rules.events.source,
+                    lambda line: print(line, flush=True), threading.Event(), last=args.last,
+                    count=args.count)
+    except TransientFailure as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -26,6 +26,9 @@ class Settings:
     http_port: int = 8080
     bind_host: str = "127.0.0.1"
     log_level: str = "INFO"
+    relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
+    relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
+    heartbeat_file: Path | None = None  # touched while the process's components are alive
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -45,7 +48,24 @@ class Settings:
             http_port=_port(env, "PORTALBRIDGE_HTTP_PORT", 8080),
             bind_host=env.get("PORTALBRIDGE_BIND_HOST") or "127.0.0.1",
             log_level=(env.get("PORTALBRIDGE_LOG_LEVEL") or "INFO").upper(),
+            relay_max_attempts=_positive(env, "PORTALBRIDGE_RELAY_MAX_ATTEMPTS", 8),
+            relay_batch_size=_positive(env, "PORTALBRIDGE_RELAY_BATCH_SIZE", 500),
+            heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])
+            if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
         )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}: {raw!r} is not a whole number") from None
+    if value < 1:
+        raise ConfigurationError(f"{name}: {value} must be at least 1")
+    return value
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

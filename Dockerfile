@@ -1,0 +1,24 @@
+# One image for every portalbridge process: `docker compose up` runs listen, api, worker and
+# relay from it (see docker-compose.yml); `docker run IMAGE` alone runs `portalbridge serve`.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY engine engine
+COPY mpi mpi
+COPY inbound inbound
+COPY outbound outbound
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --create-home --home-dir /srv/portalbridge portalbridge
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY routing.yaml /etc/portalbridge/routing.yaml
+WORKDIR /srv/portalbridge
+USER portalbridge
+ENV PYTHONUNBUFFERED=1 \
+    PORTALBRIDGE_CONFIG=/etc/portalbridge/routing.yaml \
+    PORTALBRIDGE_BIND_HOST=0.0.0.0
+EXPOSE 2575 8080
+ENTRYPOINT ["portalbridge"]
+CMD ["serve"]

@@ -1,0 +1,98 @@
+"""Status events as CloudEvents: attributes, AMQP properties, and the JSON Schema of each type."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator, ValidationError
+
+from engine.broker import SEQUENCE_HEADER
+from engine.domain.events import MpiRecordChanged
+from engine.rules import EVENT_TYPES
+from outbound.ports import OutboxRow
+from outbound.status_events import CONTENT_TYPE, event_type, to_cloudevent, to_message
+
+T0 = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+
+
+def schema(routing_key: str) -> Draft202012Validator:
+    text = (resources.files("engine") / "schemas" / f"{routing_key}.json").read_text("utf-8")
+    return Draft202012Validator(json.loads(text), format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def mpi_changed_data() -> dict[str, Any]:
+    return MpiRecordChanged(
+        subject="pat-1", occurred_at=T0, correlation_id="MSG1",
+        identifiers=({"value": "123", "authority": "GHH", "type": "MR"},),
+        changes={"names": ([], [{"family": "DOE", "given": ["ANN"]}]), "birth_date": ("", "1980-01-02")},
+        winner_facility="GHH", winner_tier=1, created=True, merged_into=None, merged_from=(),
+        source={"channel": "hl7", "sender": "EMR^GHH", "message_type": "ADT^A04",
+                "control_id": "MSG1", "facility": "GHH"}).data()
+
+
+def member_data(old: str | None, new: str) -> dict[str, Any]:
+    return {"member_id": "m-1", "patient_id": "pat-1",
+            "identifiers": [{"value": "123", "authority": "GHH", "type": "MR"}],
+            "old_status": old, "new_status": new, "reason": None,
+            "actor": {"type": "staff", "id": "u-7"}, "occurred_at": T0.isoformat()}
+
+
+SAMPLES = {
+    "mpi.changed": mpi_changed_data(),
+    "member.enrolled": member_data(None, "pending") | {"enrollment_method": "automated"},
+    "member.activated": member_data("pending", "active"),
+    "member.deactivated": member_data("active", "deactivated"),
+    "member.reactivated": member_data("deactivated", "active"),
+}
+
+
+def outbox_row(routing_key: str, data: dict[str, Any]) -> OutboxRow:
+    return OutboxRow(id=7, event_id="6f1c1a52-0000-4000-8000-000000000007",
+                     routing_key=routing_key, subject=data.get("member_id") or data["patient_id"],
+                     sequence=3, correlation_id="MSG1", occurred_at=T0,
+                     data=json.dumps(data, separators=(",", ":")))
+
+
+def test_every_event_type_has_a_valid_schema_with_valid_examples() -> None:
+    folder = resources.files("engine") / "schemas"
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".json"))
+    assert names == sorted(f"{t}.json" for t in EVENT_TYPES)
+    for routing_key in EVENT_TYPES:
+        validator = schema(routing_key)
+        Draft202012Validator.check_schema(validator.schema)
+        for example in validator.schema["examples"]:
+            validator.validate(example)
+
+
+@pytest.mark.parametrize("routing_key", EVENT_TYPES)
+def test_published_events_of_every_type_validate_against_their_schema(routing_key: str) -> None:
+    event = to_cloudevent(outbox_row(routing_key, SAMPLES[routing_key]), "urn:portalbridge")
+    schema(routing_key).validate(event)
+    assert event["type"] == f"org.portalbridge.{routing_key}.v1" == event_type(routing_key)
+    assert event["time"] == "2026-03-04T05:06:07.890123Z"
+    assert event["data"] == SAMPLES[routing_key]
+
+
+def test_the_schema_refuses_an_event_of_another_shape() -> None:
+    event = to_cloudevent(outbox_row("member.activated", SAMPLES["member.activated"]), "urn:x")
+    event["data"]["new_status"] = "deactivated"
+    with pytest.raises(ValidationError):
+        schema("member.activated").validate(event)
+    del event["subject"]
+    with pytest.raises(ValidationError):
+        schema("member.activated").validate(event)
+
+
+def test_amqp_properties_carry_ids_sequence_and_content_type() -> None:
+    message = to_message(outbox_row("mpi.changed", SAMPLES["mpi.changed"]), "urn:portalbridge")
+    assert message.message_id == "6f1c1a52-0000-4000-8000-000000000007"
+    assert message.correlation_id == "MSG1"
+    assert message.headers == {SEQUENCE_HEADER: 3}
+    assert message.content_type == CONTENT_TYPE == "application/cloudevents+json; charset=utf-8"
+    body = json.loads(message.body)
+    assert body["id"] == message.message_id and body["source"] == "urn:portalbridge"
+    assert body["specversion"] == "1.0" and body["datacontenttype"] == "application/json"
