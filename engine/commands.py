@@ -6,6 +6,7 @@ The core never sees HL7 or FHIR types: adapters translate into these small froze
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from mpi.index import PatientChange
@@ -127,6 +128,8 @@ class ResourceState:
     version: int
     created: bool
     changed: bool
+    #: The record's update time (FHIR ``meta.lastUpdated``), so the answer needs no re-read.
+    last_updated: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from engine.commands import (
 )
 from engine.domain.clock import Clock, IdSource
 from engine.domain.events import MpiRecordChanged
-from engine.errors import Conflict, InvalidMessage, NotFound, PreconditionFailed
+from engine.errors import Conflict, EngineError, InvalidMessage, NotFound, PreconditionFailed
 from engine.rules import RoutingRules
 from engine.uow import OutboxMessage, UnitOfWork
 from mpi.errors import (
@@ -81,7 +81,8 @@ def change_patient_identifier(command: ChangePatientIdentifier, ctx: _Context) -
 def save_patient_resource(command: SavePatientResource, ctx: _Context) -> Applied:
     existing = _conditional_match(command, ctx.index)
     if existing is not None:
-        return Applied([], ResourceState(existing.id, existing.version, created=False, changed=False))
+        return Applied([], ResourceState(existing.id, existing.version, created=False, changed=False,
+                                         last_updated=existing.updated_at))
     result = ctx.index.put(command.record_id, command.key, command.demographics,
                            expected_version=command.expected_version)
     changes = list(result.changes)
@@ -94,7 +95,8 @@ def save_patient_resource(command: SavePatientResource, ctx: _Context) -> Applie
             raise InvalidMessage(exc.reason, f"Patient.link[{number}].other", code="103") from exc
     record = result.record
     return Applied(_last_per_patient(changes),
-                   ResourceState(record.id, record.version, result.created, result.changed))
+                   ResourceState(record.id, record.version, result.created, result.changed,
+                                 record.updated_at))
 
 
 def _conditional_match(command: SavePatientResource, index: PatientIndex) -> SourceRecord | None:
@@ -173,12 +175,20 @@ class MessageBus:
             return Outcome("duplicate", detail="already committed; not applied again")
         if isinstance(command, ApplyAtomically):
             # Parts share the unit of work: if one raises, the caller rolls all of them back.
-            parts = tuple(self.handle(part, uow) for part in command.commands)
+            parts = tuple(self._handle_part(part, uow) for part in command.commands)
             outcome = Outcome("applied", events=sum(p.events for p in parts), parts=parts)
         else:
             outcome = self._apply(command, uow)
         uow.inbox.record(command.origin, outcome, self._clock.now())
         return outcome
+
+    def _handle_part(self, part: Command, uow: UnitOfWork) -> Outcome:
+        try:
+            return self.handle(part, uow)
+        except EngineError as exc:
+            # Name the failing part, so a FHIR transaction can point at the entry at fault.
+            exc.add_note(f"in part {part.origin.control_id}")
+            raise
 
     def _apply(self, command: Command, uow: UnitOfWork) -> Outcome:
         index = PatientIndex(uow.mpi, self._rules.tier_of, self._ids.new_id, self._clock.now)

@@ -233,6 +233,10 @@ class PatientIndex:
                 f"record {record_id} does not exist (version {expected_version} expected)")
         if holder is not None and (record is None or holder.id != record.id):
             raise IdentifierInUse(f"identifier {key.authority}|{key.mrn} belongs to record {holder.id}")
+        if record is not None and record.key.facility != key.facility:
+            # A record is its facility's: another facility replacing it would also take its tier.
+            raise IdentifierInUse(f"record {record.id} belongs to facility {record.key.facility}, "
+                                  f"not {key.facility}")
         if record is None:
             return self._put_created(key, demographics, record_id)
         if expected_version is not None and record.version != expected_version:

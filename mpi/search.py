@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from mpi.model import Patient, SourceRecord
+from mpi.model import Patient, RecordKey, SourceRecord
 from mpi.sql import patient_from_row, record_from_row
 from mpi.tables import identifiers, patients, source_records
 
-__all__ = ["MpiSearch", "PatientView"]
+__all__ = ["MpiSearch", "PatientView", "RecordView"]
 
 _MAX_MERGE_HOPS = 32
 
@@ -52,6 +52,14 @@ def _record_dict(record: SourceRecord) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class RecordView:
+    """One source record as a resource: the record and the ids of records merged into it."""
+
+    record: SourceRecord
+    replaces: tuple[str, ...] = ()
+
+
 class MpiSearch:
     """Queries over the index tables; ``connect`` yields a connection for one query."""
 
@@ -82,6 +90,41 @@ class MpiSearch:
             surviving = _survivors(conn, [patient_id])
             views = _load_views(conn, surviving)
         return views[0] if views else None
+
+    # -- source records as resources (FHIR Patient reads) ---------------------------------
+
+    def record(self, record_id: str) -> RecordView | None:
+        """The source record with this id, active or merged."""
+        views = self._records(select(source_records).where(source_records.c.id == record_id))
+        return views[0] if views else None
+
+    def record_with_key(self, key: RecordKey) -> RecordView | None:
+        """The source record a facility keeps under (authority, MRN)."""
+        c = source_records.c
+        views = self._records(select(source_records).where(
+            c.facility == key.facility, c.authority == key.authority, c.mrn == key.mrn))
+        return views[0] if views else None
+
+    def records_with_identifier(self, authority: str | None, value: str) -> list[RecordView]:
+        """Source records carrying the identifier (any authority when ``authority`` is None)."""
+        query = select(identifiers.c.record_id).where(identifiers.c.value == value)
+        if authority is not None:
+            query = query.where(identifiers.c.authority == authority)
+        return self._records(select(source_records).where(source_records.c.id.in_(query))
+                             .order_by(source_records.c.created_at, source_records.c.id).limit(200))
+
+    def _records(self, query: Any) -> list[RecordView]:
+        with self._connect() as conn:
+            records = [record_from_row(row) for row in conn.execute(query).mappings()]
+            if not records:
+                return []
+            merged = conn.execute(select(source_records.c.merged_into, source_records.c.id).where(
+                source_records.c.merged_into.in_([r.id for r in records]))
+                .order_by(source_records.c.id))
+            replaces: dict[str, list[str]] = {}
+            for survivor, prior in merged:
+                replaces.setdefault(survivor, []).append(prior)
+        return [RecordView(r, tuple(replaces.get(r.id, ()))) for r in records]
 
     def _views(self, query: Any, facility: str | None) -> list[PatientView]:
         with self._connect() as conn:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from inbound.http.fhir import FhirDependencies, fhir_router
 from inbound.http.mpi import mpi_router
 from mpi.search import MpiSearch
 
@@ -14,11 +15,15 @@ __all__ = ["create_app"]
 
 
 def create_app(*, search: MpiSearch, ready: Callable[[], dict[str, bool]],
-               metrics: Callable[[], str], version: str) -> FastAPI:
-    """The app for one process; ``ready`` names each dependency and whether it is up."""
+               metrics: Callable[[], str], version: str,
+               fhir: FhirDependencies | None = None) -> FastAPI:
+    """The app for one process; ``ready`` names each dependency and whether it is up.
+    With ``fhir`` the FHIR API is served under /fhir."""
     app = FastAPI(title="portalbridge", version=version,
                   description="Patient-portal integration engine: MPI, FHIR and account APIs.")
     app.include_router(mpi_router(search))
+    if fhir is not None:
+        app.include_router(fhir_router(fhir, search, version))
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

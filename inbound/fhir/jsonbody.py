@@ -1,0 +1,107 @@
+"""Request bodies to JSON objects, with the decisions FHIR leaves to the server written down.
+
+- A UTF-8 byte-order mark is accepted and dropped: RFC 8259 lets a parser ignore it, and
+  common tools (Windows editors, .NET serialisers) write one.
+- Anything that is not UTF-8 is refused (FHIR JSON is UTF-8): a UTF-16/32 BOM names itself.
+- Duplicate keys in one object are refused: ``json.loads`` would silently keep the last
+  one, and a second ``birthDate`` that silently wins is how wrong data gets into an MPI.
+- ``NaN`` and ``Infinity`` are refused: they are not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from inbound.fhir.errors import FhirError
+
+__all__ = ["JsonObject", "read_json"]
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_OTHER_BOMS = {b"\xff\xfe": "UTF-16LE", b"\xfe\xff": "UTF-16BE"}
+_DUPLICATE = "\x00portalbridge-duplicate-key"  # marks an object that had a repeated key
+#: ``null`` as a value: after ``[``, ``,`` or ``:`` and before ``,``, ``]`` or ``}``.
+_NULL_VALUE = re.compile(r"[\[,:]\s*null\s*[,\]}]")
+
+
+class JsonObject(dict[str, Any]):
+    """A body's top-level object; knows whether its text may hold a ``null`` value, so checks
+    can skip walking the tree for the (many) bodies that hold none."""
+
+    __slots__ = ("may_hold_null",)
+
+    def __init__(self, data: dict[str, Any], may_hold_null: bool) -> None:
+        super().__init__(data)
+        self.may_hold_null = may_hold_null
+
+
+def read_json(body: bytes, root: str) -> JsonObject:
+    """The JSON object in ``body``; ``root`` names it in error expressions (``Patient``)."""
+    text = _decode(body, root)
+    duplicates: list[str] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            obj[_DUPLICATE] = _first_repeated(pairs)
+            duplicates.append(obj[_DUPLICATE])
+        return obj
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise FhirError(400, f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, "
+                        f"column {exc.colno})", root, code="structure") from None
+    except ValueError as exc:
+        raise FhirError(400, f"the body is not valid JSON: {exc}", root, code="structure") from None
+    if not isinstance(data, dict):
+        raise FhirError(400, "the body must be a JSON object (a FHIR resource)", root, code="structure")
+    if duplicates:
+        path = _duplicate_path(data, root) or root
+        raise FhirError(400, f"duplicate JSON key '{duplicates[0]}': a key may appear only once "
+                        "in an object", path, code="structure")
+    return JsonObject(data, "null" in text and _NULL_VALUE.search(text) is not None)
+
+
+def _decode(body: bytes, root: str) -> str:
+    if body.startswith(_UTF8_BOM):
+        body = body[len(_UTF8_BOM):]
+    for bom, name in _OTHER_BOMS.items():
+        if body.startswith(bom):
+            raise FhirError(400, f"the body is {name}; FHIR JSON must be UTF-8", root, code="structure")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FhirError(400, f"the body is not UTF-8 (invalid byte at offset {exc.start})", root,
+                        code="structure") from None
+
+
+def _first_repeated(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return ""
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _duplicate_path(node: Any, path: str) -> str | None:
+    """Where the first object with a repeated key sits, as an element path."""
+    if isinstance(node, dict):
+        if _DUPLICATE in node:
+            return f"{path}.{node[_DUPLICATE]}"
+        for key, value in node.items():
+            found = _duplicate_path(value, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found = _duplicate_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None

@@ -1,0 +1,154 @@
+"""A validated FHIR Patient translated into the canonical ``SavePatientResource`` command.
+
+The mapping mirrors the HL7 v2 one (``inbound.hl7.translate``) so that the same person sent
+as ADT and as FHIR lands on one MPI patient:
+
+- ``identifier``: system -> assigning authority through routing.yaml's ``authorities``
+  (URIs, ``urn:oid:`` OIDs and HL7 namespaces resolve to one code); ``type`` coding of
+  v2-0203 -> MR/SS/...; the us-ssn system marks an SSN. The record is keyed by the first
+  MR-like identifier with an authority (not ``use: old``), else the first that can link
+  patients; none is a 422.
+- ``name`` with use, ``birthDate`` (precision kept), ``gender``, ``address``, ``telecom``
+  (phones and e-mails, with use), mother's maiden name extension, ``active``,
+  ``deceased[x]``: straight across. A FHIR write replaces the whole record.
+- ``link`` replaced-by / replaces -> a record merge; refer / seealso are informational.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from engine.commands import MessageOrigin, RecordLink, SavePatientResource
+from engine.rules import Facility, FhirClient, RoutingRules
+from inbound.fhir import datatypes as dt
+from inbound.fhir.errors import FhirError
+from inbound.fhir.facility import sending_facility
+from mpi.model import Demographics, Identifier, RecordKey
+
+__all__ = ["MOTHERS_MAIDEN_NAME", "WriteRequest", "conditional_identifiers", "demographics",
+           "patient_command"]
+
+MOTHERS_MAIDEN_NAME = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
+_PRIMARY_TYPES = ("MR", "MRN", "PI", "PT", "PN")
+_SSN_TYPES = frozenset({"SS", "SSN"})
+
+Resolve = Callable[[str], str | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteRequest:
+    """Everything about a write that is not in the resource itself."""
+
+    rules: RoutingRules
+    client: FhirClient | None
+    control_id: str
+    interaction: Literal["create", "update"]
+    record_id: str | None = None
+    expected_version: int | None = None
+    if_none_exist: tuple[Identifier, ...] = ()
+    path: str = "Patient"  # where the resource sits, for error expressions
+    #: Maps a Patient reference to a record id (transactions add their urn:uuid entries).
+    resolve: Resolve | None = None
+
+
+def patient_command(data: dict[str, Any], request: WriteRequest) -> tuple[SavePatientResource, str]:
+    """The command for one Patient, and why its facility was chosen."""
+    facility, why = sending_facility(data, request.rules, request.client, request.path)
+    demo, key = demographics(data, facility, request.rules, request.path)
+    sender = f"fhir:{request.client.name}" if request.client else f"fhir:{facility.code}"
+    origin = MessageOrigin(channel="fhir", sender=sender, control_id=request.control_id,
+                           message_type=f"Patient.{request.interaction}", facility=facility.code)
+    links = _links(data, request.path, request.resolve or _local_reference)
+    command = SavePatientResource(origin=origin, record_id=request.record_id, key=key,
+                                  demographics=demo, expected_version=request.expected_version,
+                                  if_none_exist=request.if_none_exist, links=links)
+    return command, why
+
+
+def demographics(data: dict[str, Any], facility: Facility, rules: RoutingRules,
+                 path: str = "Patient") -> tuple[Demographics, RecordKey]:
+    """The demographics a Patient states, and the key of the facility's record."""
+    candidates = [(dt.identifier(i, facility.default_authority, rules.canonical_authority),
+                   i.get("use", "")) for i in data.get("identifier") or ()]
+    identifiers = dt.unique(i for i, _ in candidates)
+    primary = _primary([(i, use) for i, use in candidates if i is not None], path)
+    telecoms = dt.unique(dt.telecom(t) for t in data.get("telecom") or ())
+    deceased_at = data.get("deceasedDateTime")
+    values = Demographics(
+        identifiers=identifiers,
+        names=dt.unique(dt.name(n) for n in data.get("name") or ()),
+        birth_date=data.get("birthDate") or "",
+        sex=data.get("gender") or "",
+        addresses=dt.unique(dt.address(a) for a in data.get("address") or ()),
+        phones=tuple(t for t in telecoms if t.system != "email"),
+        emails=tuple(t for t in telecoms if t.system == "email"),
+        mothers_maiden_name=_mothers_maiden_name(data),
+        ssn=next((i.value for i in identifiers if i.type_code in _SSN_TYPES), ""),
+        deceased=True if deceased_at else data.get("deceasedBoolean"),
+        deceased_at=deceased_at or "",
+        active=data.get("active"),
+    )
+    return values, RecordKey(facility.code, primary.authority, primary.value)
+
+
+def _primary(candidates: list[tuple[Identifier, str]], path: str) -> Identifier:
+    """The identifier a record is keyed by, chosen as for HL7 PID-3."""
+    usable = [i for i, use in candidates if use != "old" and i.authority]
+    for wanted in _PRIMARY_TYPES:
+        for identifier in usable:
+            if identifier.type_code == wanted:
+                return identifier
+    for identifier in usable:
+        if identifier.type_code not in _SSN_TYPES:
+            return identifier
+    raise FhirError(422, "the Patient has no identifier portalbridge can key its record by: "
+                    "give an identifier with a value (an MRN, with the system of its assigning "
+                    "authority); SSNs and identifiers with use 'old' do not count",
+                    f"{path}.identifier", code="required")
+
+
+def _mothers_maiden_name(data: dict[str, Any]) -> str:
+    for extension in data.get("extension") or ():
+        if extension.get("url") == MOTHERS_MAIDEN_NAME and isinstance(extension.get("valueString"), str):
+            return str(extension["valueString"]).strip()
+    return ""
+
+
+def _links(data: dict[str, Any], path: str, resolve: Resolve) -> tuple[RecordLink, ...]:
+    links: list[RecordLink] = []
+    for number, link in enumerate(data.get("link") or ()):
+        kind = link.get("type")
+        if kind not in ("replaced-by", "replaces"):
+            continue  # refer / seealso: informational, nothing to merge
+        reference = (link.get("other") or {}).get("reference")
+        target = resolve(reference) if isinstance(reference, str) else None
+        if target is None:
+            raise FhirError(422, f"a '{kind}' link must reference a Patient of this server "
+                            "(Patient/<id>, or a urn:uuid of a Patient entry in the same "
+                            "transaction)", f"{path}.link[{number}].other", code="not-supported")
+        links.append(RecordLink(other_record_id=target, kind=kind))
+    return tuple(links)
+
+
+def _local_reference(reference: str) -> str | None:
+    return dt.reference_id(reference, "Patient")
+
+
+def conditional_identifiers(query: str, rules: RoutingRules, where: str) -> tuple[Identifier, ...]:
+    """``If-None-Exist: identifier=system|value[&identifier=...]`` as index identifiers."""
+    pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    if not pairs:
+        raise FhirError(400, "the condition is empty", where, code="invalid")
+    found: list[Identifier] = []
+    for name, value in pairs:
+        system, bar, code = value.partition("|")
+        if name != "identifier" or not bar or not system or not code:
+            raise FhirError(400, "portalbridge supports conditions of the form "
+                            "identifier=system|value (repeat with & for several)", where,
+                            code="not-supported")
+        system = system.removeprefix(dt.AUTHORITY_SYSTEM)
+        found.append(Identifier(code.strip(), rules.canonical_authority(system.strip())))
+    return tuple(found)

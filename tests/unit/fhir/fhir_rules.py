@@ -1,0 +1,28 @@
+"""Routing rules for the FHIR unit tests: facilities with aliases, authorities, clients."""
+
+from __future__ import annotations
+
+import hashlib
+
+from engine.rules import RoutingRules, parse_rules
+
+CLINIC_TOKEN = "clinic-secret-token"
+
+RULES_YAML = f"""
+version: 1
+facilities:
+  - {{code: NORTH, name: North General, tier: 1, assigning_authority: NGH, aliases: ["North General"]}}
+  - {{code: EAST, name: East Clinic, tier: 2, assigning_authority: ECC, aliases: ["urn:oid:1.2.3.9"]}}
+routes:
+  - {{match: {{message_type: ADT}}, action: upsert_patient}}
+authorities:
+  - {{code: NGH, aliases: ["http://north.example.org/mrn", "urn:oid:2.16.840.1.113883.3.9999.1"]}}
+fhir:
+  clients:
+    - {{name: east-emr, facility: EAST, token_sha256: "{hashlib.sha256(CLINIC_TOKEN.encode()).hexdigest()}"}}
+"""
+
+
+def fhir_rules(*, clients: bool = True) -> RoutingRules:
+    text = RULES_YAML if clients else RULES_YAML.split("fhir:", maxsplit=1)[0]
+    return parse_rules(text)

@@ -1,0 +1,52 @@
+"""Bytes to JSON: BOM, encodings, duplicate keys and non-JSON constants."""
+
+from __future__ import annotations
+
+import pytest
+
+from inbound.fhir.errors import FhirError
+from inbound.fhir.jsonbody import read_json
+
+
+def _refusal(raw: bytes) -> FhirError:
+    with pytest.raises(FhirError) as caught:
+        read_json(raw, "Patient")
+    assert caught.value.status == 400
+    return caught.value
+
+
+def test_a_utf8_bom_is_dropped() -> None:
+    assert read_json(b'\xef\xbb\xbf{"resourceType": "Patient"}', "Patient") == {"resourceType": "Patient"}
+
+
+def test_utf16_and_non_utf8_bytes_are_refused() -> None:
+    assert "UTF-16" in _refusal('{"a": 1}'.encode("utf-16")).reason
+    assert "offset 21" in _refusal(b'{"resourceType": "Pat\xe9ient"}').reason
+
+
+@pytest.mark.parametrize(("raw", "where"), [
+    (b'{"a": 1, "a": 2}', "Patient.a"),
+    (b'{"name": [{"given": ["x"]}, {"family": "A", "family": "B"}]}', "Patient.name[1].family"),
+    (b'{"x": {"y": {"z": 1, "z": 1}}}', "Patient.x.y.z"),
+])
+def test_duplicate_keys_are_refused_with_their_path(raw: bytes, where: str) -> None:
+    error = _refusal(raw)
+    assert error.location == where
+    assert error.issues[0].code == "structure"
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"[1]", b'"text"', b'{"a": NaN}', b'{"a": -Infinity}'])
+def test_what_is_not_a_json_object_is_refused(raw: bytes) -> None:
+    error = _refusal(raw)
+    assert error.location == "Patient"
+
+
+@pytest.mark.parametrize(("raw", "may_hold_null"), [
+    (b'{"a": [1, 2]}', False), (b'{"a": "null"}', False), (b'{"a": [null, 1]}', True),
+    (b'{"a": [1,null]}', True), (b'{"a": null}', True), (b'{"a": {"b": null }}', True)])
+def test_the_body_says_whether_it_may_hold_nulls(raw: bytes, may_hold_null: bool) -> None:
+    assert read_json(raw, "Patient").may_hold_null is may_hold_null
+
+
+def test_syntax_errors_name_line_and_column() -> None:
+    assert "line 2, column 5" in _refusal(b'{"a": 1,\n    }').reason
