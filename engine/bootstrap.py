@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import Connection, Engine, text
 
+from engine.blocking import Background, touch_while_alive
+from engine.broker import is_amqp_url
 from engine.commands import Command, Outcome
 from engine.committer import GroupCommitter
 from engine.config import Settings
@@ -29,19 +32,28 @@ from engine.rules import RoutingRules, load_rules
 from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
 from engine.store.migrate import pending_revision, upgrade
-from engine.store.sql_uow import SqlUnitOfWork
+from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
+from inbound.amqp_worker import Hl7QueueWorker
+from inbound.fhir import explain_fhir
 from inbound.hl7.explain import explain_hl7
 from inbound.hl7.receiver import Hl7Receiver
 from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
+from inbound.http.fhir import FhirDependencies
 from inbound.mllp import MllpServer
 from mpi.search import MpiSearch
+from outbound.factory import build_relay
+from outbound.outbox_admin import count_by_status, list_rows
+from outbound.outbox_admin import replay as replay_outbox
+from outbound.relay import Relay, RelayPolicy
+from outbound.tail import tail_events
 
-__all__ = ["COMPONENTS", "Runtime", "build_runtime", "dry_run", "explain_file", "run_components"]
+__all__ = ["COMPONENTS", "Runtime", "build_runtime", "count_by_status", "dry_run", "explain_file",
+           "http_app", "list_rows", "replay_outbox", "run_components", "tail_events"]
 
 log = logging.getLogger("portalbridge")
 
-COMPONENTS = frozenset({"listen", "api"})
+COMPONENTS = frozenset({"listen", "api", "relay", "worker"})
 
 
 def package_version() -> str:
@@ -79,7 +91,9 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     _ensure_schema(database, migrate_sqlite)
     clock, ids = clock or SystemClock(), ids or RandomIds()
     bus = MessageBus(rules, clock, ids)
-    committer = GroupCommitter(bus, lambda: SqlUnitOfWork(database), classify=classify_store_error)
+    writer = WriterConnection(database)
+    committer = GroupCommitter(bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox),
+                               classify=classify_store_error)
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
                    search=MpiSearch(database.connect))
@@ -147,10 +161,13 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
     mllp: MllpServer | None = None
     http: _EmbeddedUvicorn | None = None
     http_task: asyncio.Task[None] | None = None
+    jobs: list[Background] = []
+    heartbeat: asyncio.Task[None] | None = None
     try:
+        jobs = _start_blocking(runtime, components, stop)
+        heartbeat = _start_heartbeat(runtime, jobs, stop)
         if "listen" in components:
-            receiver = Hl7Receiver(runtime.router, runtime.committer.apply, runtime.clock,
-                                   rules.hl7, validate=validate_structure)
+            receiver = _hl7_receiver(runtime)
             mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes)
             runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
         if "api" in components:
@@ -164,15 +181,27 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
             await http_task
         if mllp is not None:
             await mllp.stop()
+        await _stop_blocking(jobs, heartbeat)
         await asyncio.to_thread(runtime.committer.stop)
+    for job in jobs:
+        if job.error is not None:
+            raise job.error
+
+
+def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
+    """The HTTP API of this process: MPI search, FHIR (writes through the group committer)."""
+    fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
+                            clock=runtime.clock)
+    return create_app(search=runtime.search, ready=lambda: readiness(runtime),
+                      metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
+                      fhir=fhir)
 
 
 async def _start_http(runtime: Runtime,
                       mllp: MllpServer | None) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
-    app = create_app(search=runtime.search, ready=lambda: readiness(runtime),
-                     metrics=lambda: metrics_text(runtime, mllp), version=package_version())
-    config = uvicorn.Config(app, host=runtime.settings.bind_host, port=runtime.settings.http_port,
-                            log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(http_app(runtime, mllp), host=runtime.settings.bind_host,
+                            port=runtime.settings.http_port, log_level="warning", access_log=False,
+                            lifespan="off")
     server = _EmbeddedUvicorn(config)
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:
@@ -183,6 +212,62 @@ async def _start_http(runtime: Runtime,
     runtime.bound_ports["http"] = server.servers[0].sockets[0].getsockname()[1]
     log.info("HTTP API on %s:%d", runtime.settings.bind_host, runtime.bound_ports["http"])
     return server, task
+
+
+def _start_blocking(runtime: Runtime, components: frozenset[str],
+                    stop: asyncio.Event) -> list[Background]:
+    """The relay and the queue worker run on threads; if one dies, the process stops."""
+    loop = asyncio.get_running_loop()
+    jobs: list[Background] = []
+    if "relay" in components:
+        jobs.append(Background("relay", _relay(runtime).run,
+                               lambda _exc: loop.call_soon_threadsafe(stop.set)))
+    if "worker" in components:
+        jobs.append(Background("worker", _worker(runtime).run,
+                               lambda _exc: loop.call_soon_threadsafe(stop.set)))
+    for job in jobs:
+        job.start()
+    return jobs
+
+
+def _relay(runtime: Runtime) -> Relay:
+    settings = runtime.settings
+    if settings.uses_embedded_broker:
+        log.info("relay: in-process broker (PORTALBRIDGE_BROKER_URL=amqp://... for RabbitMQ); "
+                 "`portalbridge events tail` shows the events")
+    policy = RelayPolicy(batch_size=settings.relay_batch_size,
+                         max_attempts=settings.relay_max_attempts)
+    return build_relay(runtime.database, settings.broker_url, runtime.clock,
+                       runtime.rules.events.source, policy)
+
+
+def _worker(runtime: Runtime) -> Hl7QueueWorker:
+    if not is_amqp_url(runtime.settings.broker_url):
+        raise ConfigurationError("the worker consumes RabbitMQ queues: set "
+                                 "PORTALBRIDGE_BROKER_URL=amqp://user:password@host:5672/vhost")
+    return Hl7QueueWorker(runtime.settings.broker_url, _hl7_receiver(runtime).handle_message)
+
+
+def _hl7_receiver(runtime: Runtime) -> Hl7Receiver:
+    """HL7 v2 in, for the MLLP listener and the queue worker alike: read, routed, translated
+    and answered on the writer thread, strict routes validated with hl7apy off it."""
+    return Hl7Receiver(runtime.router, runtime.committer.apply, runtime.clock, runtime.rules.hl7,
+                       validate=validate_structure, run_on_writer=runtime.committer.run)
+
+
+def _start_heartbeat(runtime: Runtime, jobs: list[Background],
+                     stop: asyncio.Event) -> asyncio.Task[None] | None:
+    path = runtime.settings.heartbeat_file
+    if path is None:
+        return None
+    return asyncio.get_running_loop().create_task(touch_while_alive(
+        path, lambda: runtime.committer.alive and all(job.alive for job in jobs), stop))
+
+
+async def _stop_blocking(jobs: list[Background], heartbeat: asyncio.Task[None] | None) -> None:
+    if heartbeat is not None:
+        heartbeat.cancel()
+    await asyncio.gather(*(asyncio.to_thread(job.stop) for job in jobs))
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -205,6 +290,8 @@ def dry_run(runtime: Runtime, command: Command) -> Outcome:
 
 
 def explain_file(runtime: Runtime, raw: bytes) -> tuple[list[str], bool]:
-    """``route explain`` for one file's bytes."""
+    """``route explain`` for one file's bytes: a JSON object is FHIR, anything else HL7 v2."""
+    if raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+        return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c))
     return explain_hl7(raw, runtime.router, runtime.rules.hl7, lambda c: dry_run(runtime, c),
                        validate=validate_structure)

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 Apply = Callable[[Command], Awaitable[Outcome]]
 Validate = Callable[[str], None]
+Replies = tuple[list[str], EngineError | None]
+#: Runs work on the writer thread (``GroupCommitter.run``), when the receiver is given one.
+RunOnWriter = Callable[["_MessageWork"], Awaitable[Replies | None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,10 +98,11 @@ def sniff_control_id(text: str) -> str:
 class Hl7Receiver:
     """Answers MLLP frames; one instance serves every connection of a listener."""
 
-    def __init__(self, router: Router, apply: Apply, clock: Clock, rules: Hl7Rules,
-                 validate: Validate | None = None) -> None:
+    def __init__(self, router: Router, apply: Apply, clock: Clock, rules: Hl7Rules, *,
+                 validate: Validate | None = None, run_on_writer: RunOnWriter | None = None) -> None:
         self._router = router
         self._apply = apply
+        self._run_on_writer = run_on_writer
         self._clock = clock
         self._rules = rules
         self._validate = validate
@@ -121,24 +125,59 @@ class Hl7Receiver:
             replies = [self._batch_envelope(replies, batch.messages)]
         return [r.encode(encoding, errors="replace") for r in replies]
 
+    async def handle_message(self, payload: bytes) -> tuple[list[bytes], EngineError | None]:
+        """Answer one unframed message (a queue body): its ACKs and the error they report.
+
+        The error (None when applied) lets a queue consumer ack, retry or dead-letter by its
+        class; a body holding more or less than one message is refused as malformed.
+        """
+        try:
+            text, encoding = decode_message(payload, self._rules.fallback_encoding)
+            messages = split_stream(text).messages
+            if len(messages) != 1:
+                raise Er7Error(f"expected one HL7 message, found {len(messages)}", "MSH")
+        except Er7Error as exc:
+            head = payload.decode("latin-1", errors="replace")
+            return [self._reply(self._refusal(head, exc), "latin-1")], exc
+        replies, error = await self._answer(messages[0], encoding)
+        return [r.encode(encoding, errors="replace") for r in replies], error
+
     async def _handle_message(self, text: str, encoding: str) -> list[str]:
+        replies, _error = await self._answer(text, encoding)
+        return replies
+
+    async def _answer(self, text: str, encoding: str) -> Replies:
+        if self._run_on_writer is not None:
+            replies = await self._run_on_writer(_MessageWork(self, text, encoding))
+            if replies is not None:
+                return replies  # otherwise the route is strict: validate off the writer
         prepared = await self._prepare(text, encoding)
-        error, note = prepared.error, prepared.note
+        outcome: Outcome | None = None
+        error = prepared.error
         if error is None and prepared.command is not None:
             try:
                 outcome = await self._apply(prepared.command)
-                note = outcome.detail
             except EngineError as exc:
                 error = exc
+        return self._replies(prepared, outcome, error)
+
+    def _replies(self, prepared: Prepared, outcome: Outcome | None, error: EngineError | None) -> Replies:
+        error = error or prepared.error
         self._log(prepared, error)
         parts = AckParts(header=prepared.header, delimiters=prepared.delimiters,
-                         control_id=prepared.control_id, error=error, text=note)
-        return [self._ack(parts, code) for code in ack_codes(prepared.header, error)]
+                         control_id=prepared.control_id, error=error,
+                         text=outcome.detail if outcome is not None else prepared.note)
+        return [self._ack(parts, code) for code in ack_codes(prepared.header, error)], error
+
+    def _is_strict(self, prepared: Prepared) -> bool:
+        decision = prepared.decision
+        return self._validate is not None and decision is not None and decision.route.strict
 
     async def _prepare(self, text: str, encoding: str) -> Prepared:
-        if self._validate is None:
-            return prepare(text, encoding, self._router)
-        # Strict validation with hl7apy is slow: keep it off the event loop.
+        prepared = prepare(text, encoding, self._router)
+        if not self._is_strict(prepared):
+            return prepared
+        # Strict validation with hl7apy is slow: only for routes that ask, and off the loop.
         return await asyncio.to_thread(prepare, text, encoding, self._router, self._validate)
 
     def _ack(self, parts: AckParts, code: str) -> str:
@@ -185,3 +224,25 @@ class Hl7Receiver:
             where = getattr(error, "location", None) or "-"
             log.info("AR %s %s from %s at %s: %s", kind, prepared.control_id, sender, where,
                      error.reason)
+
+
+class _MessageWork:
+    """One message read, routed and answered on the writer thread (see ``committer.Work``)."""
+
+    __slots__ = ("_encoding", "_prepared", "_receiver", "_text")
+
+    def __init__(self, receiver: Hl7Receiver, text: str, encoding: str) -> None:
+        self._receiver, self._text, self._encoding = receiver, text, encoding
+        self._prepared: Prepared | None = None
+
+    def prepare(self) -> Command | None:
+        prepared = prepare(self._text, self._encoding, self._receiver._router)
+        if self._receiver._is_strict(prepared):
+            return None  # hl7apy validation is too slow for the writer: answered None below
+        self._prepared = prepared
+        return prepared.command if prepared.error is None else None
+
+    def complete(self, outcome: Outcome | None, error: EngineError | None) -> Replies | None:
+        if self._prepared is None:
+            return None
+        return self._receiver._replies(self._prepared, outcome, error)

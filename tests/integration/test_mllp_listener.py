@@ -107,7 +107,8 @@ def test_an_oversize_frame_is_refused_and_the_connection_goes_on(database_url: s
 def test_latin1_declared_in_msh18_is_honoured(database_url: str, rules_file: Path) -> None:
     with running_engine(database_url, rules_file) as engine:
         client = MllpConnection(engine.mllp_port)
-        message = adt("L1", "77", family="M\xfcller").decode("utf-8").replace("|P|2.5.1", "|P|2.5.1||||||8859/1")
+        message = adt("L1", "77", family="M\xfcller").decode("utf-8")
+        message = message.replace("|P|2.5.1", "|P|2.5.1||||||8859/1")
         reply = client.exchange(message.encode("latin-1"))
         assert msa(reply)[1] == "AA"
         body = httpx.get(f"{engine.http}/mpi/patients", params={"identifier": "GHH|77"}).json()

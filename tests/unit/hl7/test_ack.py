@@ -15,8 +15,8 @@ NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 
 def header(accept: str = "", application: str = "", version: str = "2.5.1") -> object:
-    text = (f"MSH|^~\\&|SENDAPP|SENDFAC^1.2.3^ISO|RECVAPP|RECVFAC|20260101||ADT^A08^ADT_A01|CTRL-9|P|{version}"
-            f"|||{accept}|{application}")
+    text = (f"MSH|^~\\&|SENDAPP|SENDFAC^1.2.3^ISO|RECVAPP|RECVFAC|20260101||ADT^A08^ADT_A01|CTRL-9|P|"
+            f"{version}|||{accept}|{application}")
     return read_header(parse(text))
 
 

@@ -1,0 +1,247 @@
+"""End to end on PostgreSQL: MLLP send -> parse -> route -> commit -> ACK received.
+
+Run:  .venv/bin/python bench/bench_mllp.py [--messages 4000] [--connections 1,16]
+
+Prints one table. Every row uses the same client (asyncio, one task per connection, each
+sending its next message only after the previous ACK, as an EMR interface does) and the
+same ~1.3 KB ADT^A08 messages with distinct control ids and MRNs. Rows:
+
+- ``mllp echo``: a server that answers each frame at once: the client and network ceiling.
+- ``pg commit/msg``: raw psycopg, one INSERT + COMMIT per message on one connection per
+  client connection: what a naive engine that commits each message alone can reach.
+- ``portalbridge listen``: the engine in its own process (``portalbridge listen``), every
+  ACK sent only after its message's transaction committed (group commit across connections).
+
+The engine runs in a subprocess so the load generator does not share its interpreter; on
+this 2-core machine the engine, PostgreSQL and the client still share the cores, so the
+figures are lower bounds of what a dedicated host would do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_URL = os.environ.get("PORTALBRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+RULES = """
+version: 1
+facilities: [{code: BENCH, tier: 1, assigning_authority: BENCHMRN}]
+routes:
+  - {match: {message_type: ADT, trigger: [A01, A04, A08]}, action: upsert_patient}
+  - {match: {message_type: "*"}, action: reject, reason: ADT only}
+"""
+TEMPLATE = (
+    "MSH|^~\\&|EPIC|BENCH|PORTALBRIDGE|PORTAL|20260101120000||ADT^A08^ADT_A01|{cid}|P|2.5.1\r"
+    "EVN|A08|20260101120000|||JSMITH^Smith^John\r"
+    "PID|1||{mrn}^^^BENCHMRN^MR~999-{n:06d}^^^SSA^SS||EVERYMAN^ADAM^ALBERT^JR^DR^^L~EVERYMAN^ADAM^^^^^D|"
+    "JONES^MARY|19610615|M||2106-3^White^HL70005|2222 HOME STREET^APT 4B^GREENSBORO^NC^27401-1020^USA^H~"
+    "PO BOX 1234^^GREENSBORO^NC^27402^USA^M||^PRN^PH^^1^555^5551234~^PRN^CP^^1^555^5559876~"
+    "^NET^Internet^adam.everyman{n}@example.org|^WPN^PH^^1^555^5554321^88|eng^English^ISO6392|M^Married|"
+    "CHR^Christian|{mrn}-ACC|999{n:06d}|||N^Not Hispanic^HL70189||N|1|||||N\r"
+    "PD1|||GOOD HEALTH CLINIC^^1234|1234567^FAMILY^FRANK^^^DR\r"
+    "NK1|1|EVERYMAN^EVE^E|SPO^Spouse^HL70063|2222 HOME STREET^^GREENSBORO^NC^27401^USA|"
+    "^PRN^PH^^1^555^5551234\r"
+    "PV1|1|O|CLINIC^^^BENCH||||1234567^FAMILY^FRANK^^^DR|||MED||||1|||1234567^FAMILY^FRANK^^^DR|OP|"
+    "{mrn}-V1|||||||||||||||||||||||||20260101120000\r"
+    "AL1|1|DA|PENICILLIN^Penicillin^RXNORM|SV|HIVES\r"
+    "DG1|1||J45.909^Asthma, unspecified^I10|||F\r"
+)
+
+
+def messages(count: int, run: str) -> list[bytes]:
+    return [b"\x0b" + TEMPLATE.format(cid=f"{run}-{n}", mrn=f"{run}{n}", n=n).encode() + b"\x1c\r"
+            for n in range(count)]
+
+
+# -- the client --------------------------------------------------------------------------------
+
+
+async def _connection(port: int, frames: list[bytes], latencies: list[float]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for payload in frames:
+        started = time.perf_counter()
+        writer.write(payload)
+        ack = await reader.readuntil(b"\x1c\r")
+        latencies.append(time.perf_counter() - started)
+        if b"MSA|AA|" not in ack:
+            raise RuntimeError(f"unexpected acknowledgement: {ack[:300]!r}")
+    writer.close()
+    await writer.wait_closed()
+
+
+async def _drive(port: int, frames: list[bytes], connections: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    shares = [frames[i::connections] for i in range(connections)]
+    started = time.perf_counter()
+    await asyncio.gather(*(_connection(port, share, latencies) for share in shares))
+    return time.perf_counter() - started, latencies
+
+
+def drive(port: int, frames: list[bytes], connections: int) -> tuple[float, float, float]:
+    elapsed, latencies = asyncio.run(_drive(port, frames, connections))
+    cuts = statistics.quantiles(latencies, n=100)
+    return len(frames) / elapsed, cuts[49] * 1000, cuts[98] * 1000
+
+
+# -- references --------------------------------------------------------------------------------
+
+
+def echo_server() -> tuple[int, Callable[[], None]]:
+    """An MLLP server that acknowledges every frame at once, with no work in between."""
+    ack = b"\x0bMSH|^~\\&|PB|PB|EPIC|BENCH|20260101||ACK^A08^ACK|1|P|2.5.1\rMSA|AA|x\r\x1c\r"
+    ready, holder = threading.Event(), {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\x1c\r")
+                writer.write(ack)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    def run() -> None:
+        async def main() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            holder["port"], holder["loop"], holder["stop"] = (
+                server.sockets[0].getsockname()[1], asyncio.get_running_loop(), asyncio.Event())
+            ready.set()
+            await holder["stop"].wait()
+            server.close()
+        asyncio.run(main())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait()
+    return holder["port"], lambda: holder["loop"].call_soon_threadsafe(holder["stop"].set)
+
+
+def raw_commits(url: str, count: int, connections: int) -> tuple[float, float, float]:
+    """One INSERT + COMMIT per message, ``connections`` threads, no engine at all."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (id text PRIMARY KEY, body text)")
+    latencies: list[float] = []
+    body = TEMPLATE.format(cid="x", mrn="x", n=0)
+
+    def worker(share: range) -> None:
+        with psycopg.connect(url) as conn:
+            for n in share:
+                started = time.perf_counter()
+                conn.execute("INSERT INTO bench_raw VALUES (%s, %s)", (f"{uuid.uuid4()}-{n}", body))
+                conn.commit()
+                latencies.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=worker, args=(range(i, count, connections),))
+               for i in range(connections)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return count / elapsed, cuts[49] * 1000, cuts[98] * 1000
+
+
+# -- the engine --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Engine:
+    """``portalbridge listen`` in a subprocess on a throwaway PostgreSQL database."""
+
+    def __init__(self, url: str, folder: Path, profile: Path | None) -> None:
+        rules = folder / "routing.yaml"
+        rules.write_text(RULES)
+        self.port = free_port()
+        env = {**os.environ, "PORTALBRIDGE_DATABASE_URL": url, "PORTALBRIDGE_CONFIG": str(rules),
+               "PORTALBRIDGE_MLLP_PORT": str(self.port), "PORTALBRIDGE_LOG_LEVEL": "WARNING"}
+        script = str(Path(sys.executable).with_name("portalbridge"))
+        subprocess.run([script, "db", "upgrade"], env=env, check=True, capture_output=True)
+        command = [script, "listen"]
+        if profile is not None:
+            command = ["py-spy", "record", "-o", str(profile), "-f", "speedscope", "--", *command]
+        self.process = subprocess.Popen(command, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("portalbridge listen did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def create_database() -> tuple[str, Callable[[], None]]:
+    name = f"pb_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop() -> None:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    return url, drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=4000, help="messages per row (default 4000)")
+    parser.add_argument("--connections", default="1,16", help="comma-separated (default 1,16)")
+    parser.add_argument("--profile", type=Path, help="record the engine with py-spy into this file")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.connections.split(",")]
+    url, drop = create_database()
+    rows: list[tuple[str, int, tuple[float, float, float]]] = []
+    try:
+        port, stop_echo = echo_server()
+        for connections in counts:
+            frames = messages(args.messages, "e")
+            rows.append(("mllp echo (no work)", connections, drive(port, frames, connections)))
+        stop_echo()
+        for connections in counts:
+            rows.append(("pg commit/msg (raw psycopg)", connections,
+                         raw_commits(url, args.messages, connections)))
+        with tempfile.TemporaryDirectory() as folder:
+            engine = Engine(url, Path(folder), args.profile)
+            try:
+                drive(engine.port, messages(200, "warm"), 4)  # connections, caches, JIT-free warm-up
+                for connections in counts:
+                    frames = messages(args.messages, f"r{connections}")
+                    rows.append(("portalbridge listen", connections, drive(engine.port, frames, connections)))
+            finally:
+                engine.stop()
+    finally:
+        drop()
+    print(f"\n{args.messages} ADT^A08 messages of {len(messages(1, 'x')[0])} bytes per row, "
+          f"PostgreSQL, {os.cpu_count()} cores\n")
+    print(f"{'path':<30} {'conns':>5} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, connections, (rate, p50, p99) in rows:
+        print(f"{name:<30} {connections:>5} {rate:>9,.0f} {p50:>8.2f} {p99:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
