@@ -92,8 +92,10 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     clock, ids = clock or SystemClock(), ids or RandomIds()
     bus = MessageBus(rules, clock, ids)
     writer = WriterConnection(database)
+    # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
+    writers = 1 if is_sqlite(database) else settings.writers
     committer = GroupCommitter(bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox),
-                               classify=classify_store_error)
+                               classify=classify_store_error, writers=writers)
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
                    search=MpiSearch(database.connect))

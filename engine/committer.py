@@ -90,31 +90,39 @@ class GroupCommitter:
     """Applies commands in group commits on a single writer thread."""
 
     def __init__(self, bus: MessageBus, unit_of_work: Callable[[bool], UnitOfWork], *,
-                 classify: ErrorClassifier = classify_engine_error, max_batch: int = 256) -> None:
+                 classify: ErrorClassifier = classify_engine_error, max_batch: int = 256,
+                 writers: int = 1) -> None:
         self._bus = bus
         self._unit_of_work = unit_of_work
         self._classify = classify
         self._max_batch = max_batch
+        self._writers = writers
         self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._stats_lock = threading.Lock()
         self.stats = CommitStats()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="group-committer", daemon=True)
-        self._thread.start()
+        """Start the writer threads. Several writers overlap one's database waits with the
+        others' work; the store must keep concurrent groups apart (see mpi.sql's locks)."""
+        self._threads = [threading.Thread(target=self._run, name=f"group-committer-{n}", daemon=True)
+                         for n in range(self._writers)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish what is queued, then stop."""
-        if self._thread is not None:
+        for _ in self._threads:
             self._queue.put(_STOP)
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -204,25 +212,27 @@ class GroupCommitter:
             self._bus.prefetch(commands, uow)
             outcomes = [self._bus.handle(command, uow) for command in commands]
             uow.commit()
-        self.stats.busy_seconds += time.perf_counter() - started
-        self._count(len(commands))
+        self._count(len(commands), time.perf_counter() - started)
         return outcomes
 
     def _failure(self, job: _Job, exc: Exception) -> EngineError:
         error = self._classify(exc)
         if isinstance(error, TransientFailure) and job.command is not None:
-            self.stats.failures += 1
+            with self._stats_lock:
+                self.stats.failures += 1
             origin = job.command.origin
             log.warning("could not apply %s %s from %s: %s", origin.message_type,
                         origin.control_id, origin.sender, error.reason,
                         exc_info=not isinstance(exc, EngineError))
         return error
 
-    def _count(self, size: int) -> None:
-        stats = self.stats
-        stats.commits += 1
-        stats.messages += size
-        stats.largest_batch = max(stats.largest_batch, size)
+    def _count(self, size: int, seconds: float) -> None:
+        with self._stats_lock:
+            stats = self.stats
+            stats.commits += 1
+            stats.messages += size
+            stats.largest_batch = max(stats.largest_batch, size)
+            stats.busy_seconds += seconds
 
     @staticmethod
     def _deliver(batch: list[_Job], results: list[Result]) -> None:

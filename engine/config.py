@@ -26,6 +26,7 @@ class Settings:
     http_port: int = 8080
     bind_host: str = "127.0.0.1"
     log_level: str = "INFO"
+    writers: int = 1  # writer threads of the group committer (PostgreSQL; SQLite has one)
     relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
@@ -48,6 +49,7 @@ class Settings:
             http_port=_port(env, "PORTALBRIDGE_HTTP_PORT", 8080),
             bind_host=env.get("PORTALBRIDGE_BIND_HOST") or "127.0.0.1",
             log_level=(env.get("PORTALBRIDGE_LOG_LEVEL") or "INFO").upper(),
+            writers=_positive(env, "PORTALBRIDGE_WRITERS", 1),
             relay_max_attempts=_positive(env, "PORTALBRIDGE_RELAY_MAX_ATTEMPTS", 8),
             relay_batch_size=_positive(env, "PORTALBRIDGE_RELAY_BATCH_SIZE", 500),
             heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])

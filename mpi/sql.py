@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, select, text, tuple_
+from psycopg.rows import dict_row
+from sqlalchemy import Connection, bindparam, delete, select, tuple_
 
 from mpi.bulk import insert_rows, update_rows
 from mpi.model import Demographics, Identifier, Patient, RecordKey, SourceRecord
@@ -91,12 +93,11 @@ class SqlMpiRepository(MpiRepository):
         # A record always carries its own key as an identifier, so looking up the keys'
         # (authority, MRN) pairs finds every record that holds one of the keys.
         asked = {(i.authority, i.value) for i in idents} | {(k.authority, k.mrn) for k in wanted_keys}
-        wanted_idents = list(asked - self._complete_idents)
+        wanted_idents = sorted(asked - self._complete_idents)
         if not wanted_idents:
             return
-        rows = self._conn.execute(*_involved_query(self._conn, wanted_idents))
         loaded_patients = set()
-        for row in rows.mappings():
+        for row in _records_of_involved_patients(self._conn, wanted_idents):
             self._take_record_row(row)
             loaded_patients.add(row["patient_id"])
             if row["p_id"] is not None and row["p_id"] not in self._patients:
@@ -232,15 +233,45 @@ _INVOLVED_PG_SQL = (
     " JOIN unnest(CAST(:authorities AS text[]), CAST(:ident_values AS text[])) AS w(authority, value)"
     " ON i.authority = w.authority AND i.value = w.value)"
 )
-_RECORDS_OF_INVOLVED_PATIENTS_PG = text(_INVOLVED_PG_SQL).columns(
-    *source_records.c, *(c.label(f"p_{c.name}") for c in patients.c))
+
+#: Advisory locks of the index: (namespace, hash of "authority|value"). The relay uses 0x5042.
+LOCK_NAMESPACE = 0x4D50  # "MP"
+_LOCK_IDENTIFIERS_PG = (
+    "SELECT count(pg_advisory_xact_lock(%(namespace)s, h)) FROM (SELECT DISTINCT"
+    " hashtext(w.authority || '|' || w.value) AS h FROM unnest(%(authorities)s::text[],"
+    " %(ident_values)s::text[]) AS w(authority, value) ORDER BY h) AS locks"
+)
+_INVOLVED_PG = _INVOLVED_PG_SQL.replace(":authorities", "%(authorities)s").replace(
+    ":ident_values", "%(ident_values)s")
 
 
-def _involved_query(conn: Connection, idents: list[IdentKey]) -> tuple[Any, dict[str, Any]]:
-    if conn.dialect.name == "postgresql":
-        return _RECORDS_OF_INVOLVED_PATIENTS_PG, {
-            "authorities": [a for a, _ in idents], "ident_values": [v for _, v in idents]}
-    return _RECORDS_OF_INVOLVED_PATIENTS, {"idents": idents}
+def _records_of_involved_patients(conn: Connection, idents: list[IdentKey]) -> Iterable[Any]:
+    """Rows (mappings) of every record of every patient holding one of ``idents``."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(_RECORDS_OF_INVOLVED_PATIENTS, {"idents": idents}).mappings()
+    return _locked_rows_pg(conn, idents)
+
+
+def _locked_rows_pg(conn: Connection, idents: list[IdentKey]) -> list[dict[str, Any]]:
+    """PostgreSQL: lock the identifiers, then read, in one round trip.
+
+    Two writers (threads or processes) receiving one person under different identifiers at
+    the same moment would otherwise each miss the other's uncommitted record and create two
+    patients; with transaction-scoped advisory locks the second waits, then sees the first
+    (its SELECT is a new statement, so its snapshot is taken after the lock was granted).
+    Locks are taken in hash order, so two writers cannot wait for each other. BEGIN, the
+    locks and the SELECT travel in one psycopg pipeline: SQLAlchemy cannot read a result
+    inside a pipeline, so this one statement uses the driver directly.
+    """
+    driver = conn.connection.driver_connection
+    params = {"namespace": LOCK_NAMESPACE, "authorities": [a for a, _ in idents],
+              "ident_values": [v for _, v in idents]}
+    with driver.pipeline():  # type: ignore[union-attr]
+        driver.execute(_LOCK_IDENTIFIERS_PG, params)  # type: ignore[union-attr]
+        cursor = driver.cursor(row_factory=dict_row)  # type: ignore[union-attr]
+        cursor.execute(_INVOLVED_PG, params)
+    rows: list[dict[str, Any]] = cursor.fetchall()
+    return rows
 
 
 def _key_clause(keys: Sequence[RecordKey]) -> Any:
@@ -287,8 +318,8 @@ def record_from_row(row: Any) -> SourceRecord:
         id=row["id"], key=RecordKey(row["facility"], row["authority"], row["mrn"]),
         patient_id=row["patient_id"],
         demographics=Demographics.from_dict(orjson.loads(row["demographics"])),
-        created_at=row["created_at"], updated_at=row["updated_at"], merged_into=row["merged_into"],
-        version=row["version"],
+        created_at=_utc(row["created_at"]), updated_at=_utc(row["updated_at"]),
+        merged_into=row["merged_into"], version=row["version"],
     )
 
 
@@ -296,9 +327,15 @@ def patient_from_row(row: Any, prefix: str = "") -> Patient:
     """Rebuild a ``Patient`` from a ``mpi_patients`` row mapping (columns maybe prefixed)."""
     p = prefix
     return Patient(
-        id=row[f"{p}id"], created_at=row[f"{p}created_at"], updated_at=row[f"{p}updated_at"],
+        id=row[f"{p}id"], created_at=_utc(row[f"{p}created_at"]),
+        updated_at=_utc(row[f"{p}updated_at"]),
         best=Demographics.from_dict(orjson.loads(row[f"{p}best"])),
         provenance=orjson.loads(row[f"{p}provenance"]), winner_facility=row[f"{p}winner_facility"],
         winner_tier=row[f"{p}winner_tier"], merged_into=row[f"{p}merged_into"],
         event_sequence=row[f"{p}event_sequence"],
     )
+
+
+def _utc(stamp: datetime) -> datetime:
+    """Rows read through the driver directly carry the session's time zone: use UTC."""
+    return stamp if stamp.tzinfo is UTC else stamp.astimezone(UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, cast
@@ -89,27 +90,29 @@ class SqlOutbox(Outbox):
 
 
 class WriterConnection:
-    """The one connection of the single writer thread, kept across units of work.
+    """One connection per writer thread, kept across units of work.
 
     Checking a connection out of the pool for every group would cost a pool round trip and,
-    with pre-ping, a database round trip; the writer keeps one and replaces it only after a
-    database error (the next unit of work then connects afresh).
+    with pre-ping, a database round trip; each writer keeps its own and replaces it only
+    after a database error (its next unit of work then connects afresh).
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._conn: Connection | None = None
+        self._local = threading.local()
 
     def acquire(self) -> Connection:
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            self._conn = self._engine.connect()
-        return self._conn
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.conn = self._engine.connect()
+        return conn
 
     def discard(self) -> None:
-        if self._conn is not None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
             with contextlib.suppress(DBAPIError):
-                self._conn.invalidate()
-            self._conn = None
+                conn.invalidate()
+            self._local.conn = None
 
 
 class SqlUnitOfWork(UnitOfWork):
