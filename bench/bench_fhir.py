@@ -31,20 +31,17 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from hashlib import sha256
 from pathlib import Path
 
-import psycopg
+from _support import create_database, figures, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-ADMIN_URL = os.environ.get("PORTALBRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 EXAMPLE = ROOT / "tests/samples/corpus/fhir/fhirpath-js/r4-patient-example.json"
 TOKEN = "bench-token-0123456789"
 RULES = f"""
@@ -110,8 +107,7 @@ def drive(port: int | list[int], payloads: list[bytes], clients: int) -> tuple[f
     """Send ``payloads`` over ``clients`` connections (spread over the servers' ports)."""
     ports = port if isinstance(port, list) else [port]
     elapsed, latencies = asyncio.run(_drive(ports, payloads, clients))
-    cuts = statistics.quantiles(latencies, n=100)
-    return len(payloads) / elapsed, cuts[49] * 1000, cuts[98] * 1000
+    return figures(len(payloads), elapsed, latencies)
 
 
 # -- in-process references ---------------------------------------------------------------------
@@ -149,17 +145,12 @@ def _timed(payloads: list[bytes], work: Callable[[bytes], object]) -> tuple[floa
         work(body)
         times.append(time.perf_counter() - begin)
     elapsed = time.perf_counter() - started
-    cuts = statistics.quantiles(times, n=100)
-    return len(payloads) / elapsed, cuts[49] * 1000, cuts[98] * 1000
+    return figures(len(payloads), elapsed, times)
 
 
 # -- servers -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 ECHO_APP = """
@@ -219,17 +210,6 @@ def engine_server(url: str, folder: Path, profile: Path | None) -> Server:
     return Server(command, env, port)
 
 
-def create_database() -> tuple[str, Callable[[], None]]:
-    name = f"pb_bench_fhir_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-    def drop() -> None:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    return url, drop
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -249,7 +229,7 @@ def run(requests: int, counts: list[int], profile: Path | None) -> list[Row]:
                          drive(echo.port, bodies(requests, "e"), clients)))
     finally:
         echo.stop()
-    url, drop = create_database()
+    url, drop = create_database("pb_bench_fhir")
     try:
         with tempfile.TemporaryDirectory() as folder:
             engine = engine_server(url, Path(folder), profile)

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,9 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+from _support import create_database, figures, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-ADMIN_URL = os.environ.get("PORTALBRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 RULES = """
 version: 1
 facilities: [{code: BENCH, tier: 1, assigning_authority: BENCHMRN}]
@@ -93,8 +92,7 @@ async def _drive(port: int, frames: list[bytes], connections: int) -> tuple[floa
 
 def drive(port: int, frames: list[bytes], connections: int) -> tuple[float, float, float]:
     elapsed, latencies = asyncio.run(_drive(port, frames, connections))
-    cuts = statistics.quantiles(latencies, n=100)
-    return len(frames) / elapsed, cuts[49] * 1000, cuts[98] * 1000
+    return figures(len(frames), elapsed, latencies)
 
 
 # -- references --------------------------------------------------------------------------------
@@ -152,17 +150,12 @@ def raw_commits(url: str, count: int, connections: int) -> tuple[float, float, f
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    cuts = statistics.quantiles(latencies, n=100)
-    return count / elapsed, cuts[49] * 1000, cuts[98] * 1000
+    return figures(count, elapsed, latencies)
 
 
 # -- the engine --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Engine:
@@ -194,17 +187,6 @@ class Engine:
         self.process.wait(30)
 
 
-def create_database() -> tuple[str, Callable[[], None]]:
-    name = f"pb_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-    def drop() -> None:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    return url, drop
 
 
 def main() -> None:
@@ -214,7 +196,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="record the engine with py-spy into this file")
     args = parser.parse_args()
     counts = [int(c) for c in args.connections.split(",")]
-    url, drop = create_database()
+    url, drop = create_database("pb_bench")
     rows: list[tuple[str, int, tuple[float, float, float]]] = []
     try:
         port, stop_echo = echo_server()

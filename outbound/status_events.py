@@ -6,9 +6,10 @@ as it is (parsing and re-serialising every event would cost the relay a third of
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from engine.broker import SEQUENCE_HEADER
 from outbound.ports import OutboxRow, OutgoingMessage
@@ -50,13 +51,13 @@ def body_text(row: OutboxRow, source: str) -> str:
     data = row.data.strip()
     if not (data.startswith("{") and data.endswith("}")):
         raise UnreadableRow(f"outbox row {row.id}: data is not a JSON object")
-    head = json.dumps(_attributes(row, source), separators=(",", ":"), ensure_ascii=False)
+    head = orjson.dumps(_attributes(row, source)).decode()
     return f'{head[:-1]},"data":{data}}}'
 
 
 def to_cloudevent(row: OutboxRow, source: str) -> dict[str, Any]:
     """The event exactly as published, as a dict (``events tail``, tests)."""
-    event: dict[str, Any] = json.loads(body_text(row, source))
+    event: dict[str, Any] = orjson.loads(body_text(row, source))
     return event
 
 

@@ -1,0 +1,42 @@
+"""What the end-to-end benchmarks share: a throwaway database, free ports, the summary."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import uuid
+from collections.abc import Callable
+
+import psycopg
+
+ADMIN_URL = os.environ.get("PORTALBRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+#: (operations per second, p50 ms, p99 ms)
+Figures = tuple[float, float, float]
+
+
+def create_database(prefix: str = "pb_bench") -> tuple[str, Callable[[], None]]:
+    """A new empty PostgreSQL database and the function that drops it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop() -> None:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    return url, drop
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def figures(count: int, elapsed: float, latencies: list[float]) -> Figures:
+    """Rate, median and 99th percentile latency (ms) of ``count`` operations."""
+    cuts = statistics.quantiles(latencies, n=100)
+    return count / elapsed, cuts[49] * 1000, cuts[98] * 1000
