@@ -150,8 +150,11 @@ class Hl7Receiver:
         if self._run_on_writer is not None:
             replies = await self._run_on_writer(_MessageWork(self, text, encoding))
             if replies is not None:
-                return replies  # otherwise the route is strict: validate off the writer
-        prepared = await self._prepare(text, encoding)
+                return replies
+            # The route is strict: hl7apy validates, off the writer and off the loop.
+            prepared = await asyncio.to_thread(self._prepare_safely, text, encoding, self._validate)
+        else:
+            prepared = await self._prepare(text, encoding)
         outcome: Outcome | None = None
         error = prepared.error
         if error is None and prepared.command is not None:
@@ -174,11 +177,19 @@ class Hl7Receiver:
         return self._validate is not None and decision is not None and decision.route.strict
 
     async def _prepare(self, text: str, encoding: str) -> Prepared:
-        prepared = prepare(text, encoding, self._router)
+        prepared = self._prepare_safely(text, encoding)
         if not self._is_strict(prepared):
             return prepared
         # Strict validation with hl7apy is slow: only for routes that ask, and off the loop.
-        return await asyncio.to_thread(prepare, text, encoding, self._router, self._validate)
+        return await asyncio.to_thread(self._prepare_safely, text, encoding, self._validate)
+
+    def _prepare_safely(self, text: str, encoding: str, validate: Validate | None = None) -> Prepared:
+        """``prepare``, with a bug turned into an AE (resend later) rather than no answer."""
+        try:
+            return prepare(text, encoding, self._router, validate)
+        except Exception:
+            log.exception("reading an HL7 message failed unexpectedly")
+            return _internal_failure(text)
 
     def _ack(self, parts: AckParts, code: str) -> str:
         return build_ack(parts, code, now=self._clock.now(), ack_id=self._next_ack_id(),
@@ -226,23 +237,33 @@ class Hl7Receiver:
                      error.reason)
 
 
+def _internal_failure(text: str) -> Prepared:
+    return Prepared(message=None, header=None, delimiters=Delimiters(),
+                    control_id=sniff_control_id(text),
+                    error=TransientFailure("internal error while reading the message"))
+
+
 class _MessageWork:
     """One message read, routed and answered on the writer thread (see ``committer.Work``)."""
 
-    __slots__ = ("_encoding", "_prepared", "_receiver", "_text")
+    __slots__ = ("_encoding", "_prepared", "_receiver", "_strict", "_text")
 
     def __init__(self, receiver: Hl7Receiver, text: str, encoding: str) -> None:
         self._receiver, self._text, self._encoding = receiver, text, encoding
         self._prepared: Prepared | None = None
+        self._strict = False
 
     def prepare(self) -> Command | None:
         prepared = prepare(self._text, self._encoding, self._receiver._router)
         if self._receiver._is_strict(prepared):
-            return None  # hl7apy validation is too slow for the writer: answered None below
+            self._strict = True  # hl7apy is too slow for the writer: answered None below
+            return None
         self._prepared = prepared
         return prepared.command if prepared.error is None else None
 
     def complete(self, outcome: Outcome | None, error: EngineError | None) -> Replies | None:
-        if self._prepared is None:
+        if self._strict:
             return None
-        return self._receiver._replies(self._prepared, outcome, error)
+        # No prepared message: preparing it raised (a bug), and ``error`` says so: AE.
+        prepared = self._prepared or _internal_failure(self._text)
+        return self._receiver._replies(prepared, outcome, error)

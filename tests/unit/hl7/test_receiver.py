@@ -143,3 +143,17 @@ def test_every_malformed_corpus_file_gets_a_clear_refusal(receiver: Hl7Receiver,
 def test_sniffing_the_control_id_of_an_unreadable_message() -> None:
     assert sniff_control_id("junk\rMSH|^|A|B|C|D|E|F|ADT^A01|CTRL|P") == "CTRL"
     assert sniff_control_id("no header") == ""
+
+
+class BrokenRouter(Router):
+    """A router with a bug: every message makes it raise."""
+
+    def route(self, request: object) -> object:  # type: ignore[override]
+        raise RuntimeError("a bug, not a refusal")
+
+
+def test_a_bug_while_reading_is_an_ae_not_a_silence(rules: RoutingRules, committer: FakeCommitter) -> None:
+    receiver = Hl7Receiver(BrokenRouter(rules), committer.apply, FixedClock(), rules.hl7)
+    [ack] = answer(receiver, A08)
+    assert ack["MSA"][1:3] == ["AE", "C-1"]
+    assert "internal error" in ack["MSA"][3]

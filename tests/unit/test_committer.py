@@ -1,0 +1,90 @@
+"""The group committer with in-memory units of work: groups, failures, work on the writer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from engine.commands import ChangePatientIdentifier, Command, IdentifierChange, Outcome
+from engine.committer import GroupCommitter
+from engine.errors import EngineError, NotFound
+from engine.handlers import MessageBus
+from engine.routing import Router
+from engine.rules import RoutingRules
+from inbound.hl7.receiver import Hl7Receiver
+from mpi.model import Demographics, DemographicsUpdate, RecordKey
+from mpi.repository import InMemoryMpiRepository
+from tests.fakes import FixedClock, InMemoryInbox, InMemoryOutbox, InMemoryUnitOfWork, SequentialIds
+from tests.unit.hl7.test_receiver import A08, BrokenRouter
+from tests.unit.test_handlers import origin, upsert
+
+
+@pytest.fixture
+def committer(rules: RoutingRules) -> Iterator[GroupCommitter]:
+    repo, inbox, outbox = InMemoryMpiRepository(), InMemoryInbox(), InMemoryOutbox()
+    bus = MessageBus(rules, FixedClock(), SequentialIds())
+    running = GroupCommitter(bus, lambda _check: InMemoryUnitOfWork(repo, inbox, outbox))
+    running.start()
+    yield running
+    running.stop()
+
+
+class Work:
+    """Work that records what the writer thread did with it."""
+
+    def __init__(self, command: Command | None, fail: bool = False) -> None:
+        self.command, self.fail = command, fail
+
+    def prepare(self) -> Command | None:
+        if self.fail:
+            raise RuntimeError("bug while preparing")
+        return self.command
+
+    def complete(self, outcome: Outcome | None, error: EngineError | None) -> str:
+        return f"{outcome.status if outcome else '-'}/{type(error).__name__ if error else '-'}"
+
+
+def test_commands_from_many_callers_are_applied_and_answered(committer: GroupCommitter) -> None:
+    async def main() -> list[Outcome]:
+        return await asyncio.gather(*(committer.apply(upsert(f"c{n}", mrn=f"M{n}")) for n in range(50)))
+
+    outcomes = asyncio.run(main())
+    assert {o.status for o in outcomes} == {"applied"}
+    assert committer.stats.messages == 50 and committer.stats.commits <= 50
+
+
+def test_a_failing_command_fails_alone(committer: GroupCommitter) -> None:
+    missing = ChangePatientIdentifier(origin=origin("bad"), changes=(IdentifierChange(
+        old=RecordKey("NORTH", "NGH", "NOPE"), new=RecordKey("NORTH", "NGH", "X"),
+        update=DemographicsUpdate(Demographics(), frozenset())),))
+
+    async def main() -> list[object]:
+        return await asyncio.gather(committer.apply(upsert("ok1", mrn="A")), committer.apply(missing),
+                                    committer.apply(upsert("ok2", mrn="B")), return_exceptions=True)
+
+    first, bad, second = asyncio.run(main())
+    assert isinstance(bad, NotFound)
+    assert isinstance(first, Outcome) and isinstance(second, Outcome)
+
+
+def test_work_is_prepared_applied_and_completed_on_the_writer(committer: GroupCommitter) -> None:
+    async def main() -> list[str]:
+        return await asyncio.gather(committer.run(Work(upsert("w1", mrn="W1"))), committer.run(Work(None)),
+                                    committer.run(Work(None, fail=True)))
+
+    applied, nothing, crashed = asyncio.run(main())
+    assert applied == "applied/-"
+    assert nothing == "-/-"
+    assert crashed == "-/TransientFailure"
+
+
+def test_hl7_through_the_writer_thread(rules: RoutingRules, committer: GroupCommitter) -> None:
+    def receiver(router: Router) -> Hl7Receiver:
+        return Hl7Receiver(router, committer.apply, FixedClock(), rules.hl7, run_on_writer=committer.run)
+
+    ok = asyncio.run(receiver(Router(rules)).handle_frame(A08))[0].decode()
+    broken = asyncio.run(receiver(BrokenRouter(rules)).handle_frame(A08))[0].decode()
+    assert "MSA|AA|C-1" in ok
+    assert "MSA|AE|C-1|internal error" in broken
