@@ -88,3 +88,27 @@ def test_hl7_through_the_writer_thread(rules: RoutingRules, committer: GroupComm
     broken = asyncio.run(receiver(BrokenRouter(rules)).handle_frame(A08))[0].decode()
     assert "MSA|AA|C-1" in ok
     assert "MSA|AE|C-1|internal error" in broken
+
+
+def test_strict_routes_are_validated_off_the_writer_in_the_production_path() -> None:
+    from engine.rules import parse_rules
+    from inbound.hl7.strict import validate_structure
+    from tests.unit.hl7.hl7_corpus import corpus_bytes
+    from tests.unit.hl7.test_receiver import STRICT_RULES
+
+    rules = parse_rules(STRICT_RULES)
+    bus = MessageBus(rules, FixedClock(), SequentialIds())
+    writer = GroupCommitter(bus, lambda _check: InMemoryUnitOfWork())
+    writer.start()
+    try:
+        receiver = Hl7Receiver(Router(rules), writer.apply, FixedClock(), rules.hl7,
+                               validate=validate_structure, run_on_writer=writer.run)
+        valid = corpus_bytes("hl7apy/adt_a01_v25_full.hl7")
+        broken = b"\r".join(s for s in valid.split(b"\r") if not s.startswith(b"PV1"))
+        ok = [r.decode() for r in asyncio.run(receiver.handle_frame(valid))]
+        refused = [r.decode() for r in asyncio.run(receiver.handle_frame(broken))]
+    finally:
+        writer.stop()
+    assert "MSA|AA|" in ok[-1]
+    assert "MSA|AR|" in refused[-1] and "structure validation failed" in refused[-1]
+    assert writer.stats.messages == 1

@@ -157,3 +157,27 @@ def test_a_bug_while_reading_is_an_ae_not_a_silence(rules: RoutingRules, committ
     [ack] = answer(receiver, A08)
     assert ack["MSA"][1:3] == ["AE", "C-1"]
     assert "internal error" in ack["MSA"][3]
+
+
+STRICT_RULES = """
+facilities: [{code: SENDFAC, tier: 1, aliases: ["SEND FAC"]}]
+routes:
+  - {match: {message_type: ADT, trigger: A01}, action: upsert_patient, strict: true}
+"""
+
+
+def test_a_strict_route_validates_the_structure_with_hl7apy(committer: FakeCommitter) -> None:
+    from engine.rules import parse_rules
+    from inbound.hl7.strict import validate_structure
+
+    rules = parse_rules(STRICT_RULES)
+    receiver = Hl7Receiver(Router(rules), committer.apply, FixedClock(), rules.hl7,
+                           validate=validate_structure)
+    valid = corpus_bytes("hl7apy/adt_a01_v25_full.hl7")  # a complete ADT_A01 (MSH-16 AL)
+    assert [a["MSA"][1] for a in answer(receiver, valid)] == ["CA", "AA"]
+    # The same message without its required PV1 segment breaks the ADT_A01 structure.
+    broken = b"\r".join(s for s in valid.split(b"\r") if not s.startswith(b"PV1"))
+    accept, application = answer(receiver, broken)
+    assert (accept["MSA"][1], application["MSA"][1]) == ("CR", "AR")
+    assert "structure validation failed" in application["MSA"][3]
+    assert len(committer.applied) == 1

@@ -145,3 +145,16 @@ def test_a47_moves_the_record_from_the_mrg_identifier(rules: RoutingRules) -> No
 def test_the_trigger_comes_from_msh_9_not_evn_1(rules: RoutingRules) -> None:
     text = MSH.format(trigger="A08") + "EVN|A40\rPID|1||1^^^GHH^MR"
     assert isinstance(command_for(text, rules), UpsertPatientRecord)
+
+
+def test_authority_aliases_make_an_oid_and_a_namespace_one_authority() -> None:
+    from engine.rules import parse_rules
+    from tests.conftest import TEST_RULES_YAML
+
+    rules = parse_rules(TEST_RULES_YAML + """
+authorities:
+  - {code: GHHMRN, aliases: [GHH-NS, "2.16.840.1.113883.19.5", "urn:oid:2.16.840.1.113883.19.5"]}
+""")
+    by_oid = upsert_for("PID|1||7^^^&2.16.840.1.113883.19.5&ISO^MR", rules)
+    by_namespace = upsert_for("PID|1||7^^^GHH-NS^MR", rules)
+    assert by_oid.key == by_namespace.key == RecordKey("GHH", "GHHMRN", "7")
