@@ -13,7 +13,9 @@ class alone decides what the sender is told::
     │       └── PreconditionFailed  a condition of the request does not hold (version
     │                               mismatch, a conditional create matching several)
     ├── TransientFailure         try again later: HL7 AE, HTTP 503, requeue
-    │   └── StoreUnavailable     the database could not be reached or gave up
+    │   ├── StoreUnavailable     the database could not be reached or gave up
+    │   └── (engine.broker.errors) BrokerUnavailable, BrokerRefused: RabbitMQ down or
+    │                            refusing, translated where kombu/py-amqp are called
     └── ConfigurationError       routing.yaml or the settings are wrong: fail at start
 
 ``RejectedMessage`` carries an HL7 error code (table 0357) and a location such as

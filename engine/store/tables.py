@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, text
 
 from mpi.tables import UtcDateTime, metadata
 
@@ -19,6 +19,8 @@ inbound_messages = Table(
     Column("patient_ids", Text, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
 )
+
+_WAITING = "status = 'pending' AND next_attempt_at IS NOT NULL"
 
 #: Status events written in the same transaction as the change they describe; the relay
 #: publishes them after commit.
@@ -38,4 +40,7 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("sent_at", UtcDateTime, nullable=True),
     Index("ix_outbox_status_id", "status", "id"),
+    # Rows waiting for a retry hold back their subject's later events (migration 0002).
+    Index("ix_outbox_retrying", "subject", "id",
+          postgresql_where=text(_WAITING), sqlite_where=text(_WAITING)),
 )
