@@ -181,3 +181,20 @@ def test_a_strict_route_validates_the_structure_with_hl7apy(committer: FakeCommi
     assert (accept["MSA"][1], application["MSA"][1]) == ("CR", "AR")
     assert "structure validation failed" in application["MSA"][3]
     assert len(committer.applied) == 1
+
+
+def test_strict_refusals_never_quote_patient_values(committer: FakeCommitter,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from engine.rules import parse_rules
+    from inbound.hl7.strict import validate_structure
+
+    rules = parse_rules(STRICT_RULES)
+    receiver = Hl7Receiver(Router(rules), committer.apply, FixedClock(), rules.hl7,
+                           validate=validate_structure)
+    secret = b"PRIVATENAME" * 20  # longer than XPN allows: hl7apy's own message quotes it
+    message = corpus_bytes("hl7apy/adt_a01_v25_full.hl7").replace(b"SURNAME^NAME^A", secret + b"^NAME")
+    with caplog.at_level("INFO"):
+        acks = answer(receiver, message)
+    assert acks[-1]["MSA"][1] == "AR" and "data type" in acks[-1]["MSA"][3]
+    assert b"PRIVATENAME" not in b"".join(asyncio.run(receiver.handle_frame(message)))
+    assert "PRIVATENAME" not in caplog.text
