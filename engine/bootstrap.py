@@ -11,13 +11,12 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 
 from engine.blocking import Background, touch_while_alive
 from engine.broker import is_amqp_url
@@ -78,9 +77,6 @@ class Runtime:
     search: MpiSearch
     bound_ports: dict[str, int] = field(default_factory=dict)
 
-    def connect(self) -> AbstractContextManager[Connection]:
-        return self.database.connect()
-
 
 def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                   clock: Clock | None = None, ids: IdSource | None = None,
@@ -132,6 +128,9 @@ def metrics_text(runtime: Runtime, mllp: MllpServer | None) -> str:
         f"portalbridge_commit_failures_total {stats.failures}",
         "# TYPE portalbridge_largest_commit_batch gauge",
         f"portalbridge_largest_commit_batch {stats.largest_batch}",
+        "# HELP portalbridge_writer_busy_seconds_total time the writer spent applying and committing",
+        "# TYPE portalbridge_writer_busy_seconds_total counter",
+        f"portalbridge_writer_busy_seconds_total {stats.busy_seconds:.3f}",
     ]
     if mllp is not None:
         lines += ["# TYPE portalbridge_mllp_connections gauge",

@@ -267,5 +267,3 @@ def _identifiers_of(commands: list[Command]) -> Iterator[Identifier]:
         elif isinstance(command, ChangePatientIdentifier):
             for change in command.changes:
                 yield from change.update.values.identifiers
-    for key in _keys_of(commands):
-        yield Identifier(key.mrn, key.authority)

@@ -27,7 +27,6 @@ class RouteDecision:
     """The route that matched, the sending facility, and why (for ``route explain``)."""
 
     route: Route
-    route_index: int
     facility: Facility
     explanation: tuple[str, ...]
     #: Maps authority names (namespace, OID, FHIR system) to routing.yaml's authority code.
@@ -49,7 +48,7 @@ class Router:
                 label = f"routes[{index}]" + (f" ({route.name})" if route.name else "")
                 why_route = (f"{label} matched {request.message_type}^{request.trigger} "
                              f"-> {route.action.value}")
-                return RouteDecision(route, index, facility, (why_facility, why_sender, why_route),
+                return RouteDecision(route, facility, (why_facility, why_sender, why_route),
                                      self._rules.canonical_authority)
         raise self._no_route(request, facility)
 

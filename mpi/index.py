@@ -8,7 +8,7 @@ best demographics (or merge state) moved, which the engine turns into ``mpi.chan
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,7 +47,6 @@ class PatientChange:
     merged_into: str | None = None
     #: Patients merged into this one by the operation.
     merged_from: tuple[str, ...] = ()
-    record_ids: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +301,7 @@ class PatientIndex:
                              identifiers=best.demographics.identifiers,
                              winner_facility=best.winner_facility, winner_tier=best.winner_tier,
                              created=created, merged_into=patient.merged_into,
-                             merged_from=merged_from, record_ids=tuple(r.id for r in records))
+                             merged_from=merged_from)
 
 
 def _with_key_identifier(demographics: Demographics, key: RecordKey) -> Demographics:

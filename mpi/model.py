@@ -201,10 +201,6 @@ class DemographicsUpdate:
     values: Demographics
     present: frozenset[str]
 
-    @classmethod
-    def replacing_all(cls, values: Demographics) -> DemographicsUpdate:
-        return cls(values, frozenset(_FIELD_NAMES))
-
     def apply_to(self, stored: Demographics) -> Demographics:
         if self.present.issuperset(_FIELD_NAMES):
             return self.values

@@ -1,9 +1,10 @@
 """The index on SQL: an identity map over one connection, prefetched per batch, flushed in bulk.
 
 The group committer runs many commands in one transaction. Loading the rows they touch one
-query at a time would cost several round trips per message, so ``prefetch`` loads the
-records, identifiers and patients of the whole batch in four queries; lookups then hit the
-map, and ``flush`` writes every change with one executemany per table.
+query at a time would cost several round trips per message, so ``prefetch`` loads every
+record of every patient the batch concerns, with the patients, in one statement (on
+PostgreSQL in one round trip with BEGIN and the identifier locks); lookups then hit the map,
+and ``flush`` writes every change with one executemany per table.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class SqlMpiRepository(MpiRepository):
             return self._records[record_id]
         if key in self._absent_keys:
             return None
-        self._load_records(select(source_records).where(_key_clause([key])))
+        self._load_records(select(source_records).where(_key_is(key)))
         record_id = self._by_key.get(key)
         if record_id is None:
             self._absent_keys.add(key)
@@ -223,14 +224,15 @@ _RECORDS_OF_INVOLVED_PATIENTS = (
 )
 
 
-#: The same on PostgreSQL, with the identifiers as two arrays: one SQL text whatever the
-#: group's size, so the server prepares and plans it once.
+#: The same on PostgreSQL (run through the driver, see ``_locked_rows_pg``), with the
+#: identifiers as two arrays: one SQL text whatever the group's size, so the server prepares
+#: and plans it once.
 _PATIENT_COLUMNS = ", ".join(f"p.{c.name} AS p_{c.name}" for c in patients.c)
-_INVOLVED_PG_SQL = (
+_INVOLVED_PG = (
     f"SELECT r.*, {_PATIENT_COLUMNS}"  # noqa: S608 - column names from our metadata; values are bound
     " FROM mpi_source_records r LEFT OUTER JOIN mpi_patients p ON p.id = r.patient_id"
     " WHERE r.patient_id IN (SELECT i.patient_id FROM mpi_identifiers i"
-    " JOIN unnest(CAST(:authorities AS text[]), CAST(:ident_values AS text[])) AS w(authority, value)"
+    " JOIN unnest(%(authorities)s::text[], %(ident_values)s::text[]) AS w(authority, value)"
     " ON i.authority = w.authority AND i.value = w.value)"
 )
 
@@ -241,8 +243,6 @@ _LOCK_IDENTIFIERS_PG = (
     " hashtext(w.authority || '|' || w.value) AS h FROM unnest(%(authorities)s::text[],"
     " %(ident_values)s::text[]) AS w(authority, value) ORDER BY h) AS locks"
 )
-_INVOLVED_PG = _INVOLVED_PG_SQL.replace(":authorities", "%(authorities)s").replace(
-    ":ident_values", "%(ident_values)s")
 
 
 def _records_of_involved_patients(conn: Connection, idents: list[IdentKey]) -> Iterable[Any]:
@@ -274,8 +274,8 @@ def _locked_rows_pg(conn: Connection, idents: list[IdentKey]) -> list[dict[str, 
     return rows
 
 
-def _key_clause(keys: Sequence[RecordKey]) -> Any:
-    return _KEY_COLUMNS.in_([(k.facility, k.authority, k.mrn) for k in keys])
+def _key_is(key: RecordKey) -> Any:
+    return tuple_(key.facility, key.authority, key.mrn) == _KEY_COLUMNS
 
 
 def _ident_rows(record: SourceRecord) -> dict[IdentKey, str]:

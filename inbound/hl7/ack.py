@@ -20,7 +20,7 @@ from engine.errors import EngineError, RejectedMessage
 from inbound.hl7.header import Header
 from inbound.hl7.reader import Delimiters
 
-__all__ = ["AckParts", "ack_codes", "build_ack", "escape"]
+__all__ = ["AckParts", "ack_codes", "build_ack"]
 
 _ERROR_TEXT = {
     "100": "Segment sequence error", "101": "Required field missing", "102": "Data type error",
@@ -65,7 +65,7 @@ def build_ack(parts: AckParts, code: str, *, now: datetime, ack_id: str,
               defaults: tuple[str, str] = ("PORTALBRIDGE", "PORTALBRIDGE")) -> str:
     """The ER7 text of one acknowledgement, segments joined with CR."""
     d, h = parts.delimiters, parts.header
-    esc = _escaper(d)
+    esc = Escape(d)
     trigger = h.trigger if h else ""
     msh = d.field.join([
         "MSH", d.encoding_characters,
@@ -81,12 +81,11 @@ def build_ack(parts: AckParts, code: str, *, now: datetime, ack_id: str,
     reason = parts.error.reason if parts.error is not None else parts.text
     segments = [msh, d.field.join(["MSA", code, esc(parts.control_id), esc(reason[:80])]).rstrip(d.field)]
     if parts.error is not None:
-        segments.append(_err_segment(parts.error, d, h.version if h else "2.5"))
+        segments.append(_err_segment(parts.error, d, esc, h.version if h else "2.5"))
     return "\r".join(segments) + "\r"
 
 
-def _err_segment(error: EngineError, d: Delimiters, version: str) -> str:
-    esc = _escaper(d)
+def _err_segment(error: EngineError, d: Delimiters, esc: Escape, version: str) -> str:
     code = error.hl7_error_code if isinstance(error, RejectedMessage) else "207"
     location = error.location if isinstance(error, RejectedMessage) else None
     parts = _location_parts(location)
@@ -121,10 +120,6 @@ def _offset(now: datetime) -> str:
     return now.strftime("%z") if now.tzinfo else ""
 
 
-def _escaper(d: Delimiters) -> Escape:
-    return Escape(d)
-
-
 class Escape:
     """Callable escaping of text for one set of delimiters (escape char first)."""
 
@@ -140,8 +135,3 @@ class Escape:
             if raw and raw in text:
                 text = text.replace(raw, escaped)
         return text.replace("\r", " ").replace("\n", " ")
-
-
-def escape(text: str, delimiters: Delimiters) -> str:
-    """``text`` with the message's delimiter characters written as escape sequences."""
-    return Escape(delimiters)(text)

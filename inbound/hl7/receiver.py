@@ -18,7 +18,7 @@ from engine.errors import EngineError, RejectedMessage, TransientFailure, Unrout
 from engine.routing import RouteDecision, Router
 from engine.rules import Action, Hl7Rules
 from inbound.hl7.ack import AckParts, ack_codes, build_ack
-from inbound.hl7.batch import split_stream
+from inbound.hl7.batch import Batch, split_stream
 from inbound.hl7.charset import decode_message
 from inbound.hl7.header import Header, control_id_of, read_header
 from inbound.hl7.reader import Delimiters, Er7Error, Er7Message, parse
@@ -111,18 +111,18 @@ class Hl7Receiver:
 
     async def handle_frame(self, payload: bytes | OversizeFrame) -> list[bytes]:
         if isinstance(payload, OversizeFrame):
-            return [self._oversize_ack(payload)]
+            error = RejectedMessage(f"message of {payload.size} bytes exceeds the limit of "
+                                    f"{self._rules.max_frame_bytes}", "MSH")
+            return [self._refusal(payload.head, error)]
         try:
-            text, encoding = decode_message(payload, self._rules.fallback_encoding)
-            batch = split_stream(text)
+            batch, encoding = self._read(payload)
         except Er7Error as exc:
-            head = payload.decode("latin-1", errors="replace")
-            return [self._reply(self._refusal(head, exc), "latin-1")]
+            return [self._refusal(payload, exc)]
         replies: list[str] = []
         for message_text in batch.messages:
-            replies.extend(await self._handle_message(message_text, encoding))
+            replies.extend((await self._answer(message_text, encoding))[0])
         if batch.is_batch:
-            replies = [self._batch_envelope(replies, batch.messages)]
+            replies = [self._batch_envelope(replies)]
         return [r.encode(encoding, errors="replace") for r in replies]
 
     async def handle_message(self, payload: bytes) -> tuple[list[bytes], EngineError | None]:
@@ -132,19 +132,13 @@ class Hl7Receiver:
         class; a body holding more or less than one message is refused as malformed.
         """
         try:
-            text, encoding = decode_message(payload, self._rules.fallback_encoding)
-            messages = split_stream(text).messages
-            if len(messages) != 1:
-                raise Er7Error(f"expected one HL7 message, found {len(messages)}", "MSH")
+            batch, encoding = self._read(payload)
+            if len(batch.messages) != 1:
+                raise Er7Error(f"expected one HL7 message, found {len(batch.messages)}", "MSH")
         except Er7Error as exc:
-            head = payload.decode("latin-1", errors="replace")
-            return [self._reply(self._refusal(head, exc), "latin-1")], exc
-        replies, error = await self._answer(messages[0], encoding)
+            return [self._refusal(payload, exc)], exc
+        replies, error = await self._answer(batch.messages[0], encoding)
         return [r.encode(encoding, errors="replace") for r in replies], error
-
-    async def _handle_message(self, text: str, encoding: str) -> list[str]:
-        replies, _error = await self._answer(text, encoding)
-        return replies
 
     async def _answer(self, text: str, encoding: str) -> Replies:
         if self._run_on_writer is not None:
@@ -198,23 +192,17 @@ class Hl7Receiver:
     def _next_ack_id(self) -> str:
         return f"{self._ack_prefix}{next(self._ack_ids)}"
 
-    def _refusal(self, text: str, error: EngineError) -> str:
-        parts = AckParts(header=None, delimiters=Delimiters(),
-                         control_id=sniff_control_id(text), error=error)
-        self._log(Prepared(message=None, header=None, delimiters=Delimiters(),
-                           control_id=parts.control_id), error)
-        return self._ack(parts, "AR")
+    def _read(self, payload: bytes) -> tuple[Batch, str]:
+        text, encoding = decode_message(payload, self._rules.fallback_encoding)
+        return split_stream(text), encoding
 
-    def _reply(self, text: str, encoding: str) -> bytes:
-        return text.encode(encoding, errors="replace")
+    def _refusal(self, payload: bytes, error: EngineError) -> bytes:
+        """The answer to bytes that could not be read as messages at all."""
+        text = payload.decode("latin-1", errors="replace")
+        [ack], _ = self._replies(_unreadable(text, error), None, None)
+        return ack.encode("latin-1", errors="replace")
 
-    def _oversize_ack(self, frame: OversizeFrame) -> bytes:
-        error = RejectedMessage(
-            f"message of {frame.size} bytes exceeds the limit of {self._rules.max_frame_bytes}", "MSH")
-        return self._reply(self._refusal(frame.head.decode("latin-1", errors="replace"), error),
-                           "latin-1")
-
-    def _batch_envelope(self, acks: list[str], messages: list[str]) -> str:
+    def _batch_envelope(self, acks: list[str]) -> str:
         d = Delimiters()
         now = self._clock.now().strftime("%Y%m%d%H%M%S")
         bhs = d.field.join(["BHS", d.encoding_characters, self._rules.receiving_application,
@@ -237,10 +225,14 @@ class Hl7Receiver:
                      error.reason)
 
 
-def _internal_failure(text: str) -> Prepared:
+def _unreadable(text: str, error: EngineError) -> Prepared:
+    """A message that could not be read: answered by the control id sniffed from its text."""
     return Prepared(message=None, header=None, delimiters=Delimiters(),
-                    control_id=sniff_control_id(text),
-                    error=TransientFailure("internal error while reading the message"))
+                    control_id=sniff_control_id(text), error=error)
+
+
+def _internal_failure(text: str) -> Prepared:
+    return _unreadable(text, TransientFailure("internal error while reading the message"))
 
 
 class _MessageWork:

@@ -54,6 +54,10 @@ def test_sixteen_connections_at_once_are_grouped_into_fewer_commits(database_url
         assert record_count(engine) == 400
         stats = engine.runtime.committer.stats
         assert stats.messages == 400 and stats.commits < 400
+        metrics = httpx.get(f"{engine.http}/metrics").text
+        assert "portalbridge_messages_committed_total 400" in metrics
+        assert f"portalbridge_commits_total {stats.commits}" in metrics
+        assert "portalbridge_writer_busy_seconds_total " in metrics
 
 
 def test_one_bad_message_in_a_group_does_not_cost_the_others(database_url: str, rules_file: Path) -> None:
