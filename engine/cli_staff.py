@@ -21,16 +21,16 @@ import orjson
 
 from engine.config import Settings
 from engine.errors import RejectedMessage
+from engine.staff import Role
 
 if TYPE_CHECKING:
     from engine.audit import AuditRecord
     from engine.bootstrap import Runtime
-    from engine.staff import Role, StaffEntry
+    from engine.staff import StaffEntry
 
 __all__ = ["add_audit_command", "add_staff_commands", "cli_actor"]
 
-_ROLES = ('"Direct Enrollment User", "Member Account Manager", "enrollment request agent", '
-          '"enrollment exception agent", administrator, "account status client"')
+_ROLES = ", ".join(f'"{role.value}"' for role in Role)
 
 
 def add_staff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,7 +93,6 @@ def _audited(runtime: Runtime, action: str, reason: str, detail: dict[str, str])
 
 def _staff_add(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime
-    from engine.staff import Role
 
     roles = frozenset(Role.parse(text) for text in args.role)  # before touching the database
     runtime = build_runtime(settings)
