@@ -30,6 +30,10 @@ class Settings:
     relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
+    secret_key: str | None = None  # 32 bytes, base64: seals journal payloads (engine.sealing)
+    secret_key_file: Path | None = None
+    working_folder: Path = Path()  # where an embedded installation keeps its generated key
+    metrics_port: int | None = None  # /metrics of a process that serves no HTTP API
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -54,6 +58,11 @@ class Settings:
             relay_batch_size=_positive(env, "PORTALBRIDGE_RELAY_BATCH_SIZE", 500),
             heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])
             if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
+            secret_key=env.get("PORTALBRIDGE_SECRET_KEY") or None,
+            secret_key_file=Path(env["PORTALBRIDGE_SECRET_KEY_FILE"])
+            if env.get("PORTALBRIDGE_SECRET_KEY_FILE") else None,
+            working_folder=folder,
+            metrics_port=_port(env, "PORTALBRIDGE_METRICS_PORT", 0) or None,
         )
 
 
