@@ -7,6 +7,11 @@ for a batch to fill, so a lone message is not delayed), applies the lot in one u
 commits, and only then answers each message. If any command of a group fails, the group is
 rolled back and its commands are applied one by one, so one bad message never costs the
 others more than a retry.
+
+The message journal rides on the same commits (``engine.journal``): an applied message's
+entry is written in its group's transaction, and entries deferred by the adapters (refusals,
+failures, FHIR answers) join the next group, or are written alone when no group follows
+within ``journal_delay`` seconds.
 """
 
 from __future__ import annotations
@@ -20,45 +25,36 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 from engine.commands import Command, Outcome
+from engine.committer_jobs import (
+    STOP,
+    WAKE,
+    Answer,
+    Job,
+    Result,
+    Stop,
+    Wake,
+    Work,
+    complete,
+    journal_entry_of,
+    settle,
+    settle_all,
+)
 from engine.errors import EngineError, RejectedMessage, StoreUnavailable, TransientFailure
 from engine.handlers import MessageBus
+from engine.journal import JournalEntry
+from engine.journal_writer import JournalWriter
 from engine.uow import UnitOfWork
 
-__all__ = ["CommitStats", "GroupCommitter"]
+__all__ = ["CommitStats", "GroupCommitter", "Work"]
 
 log = logging.getLogger(__name__)
 
-Result = tuple[Outcome | None, EngineError | None]
 ErrorClassifier = Callable[[Exception], EngineError]
+OnCommit = Callable[[int, float], None]  # group size, seconds spent applying and committing
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
-
-
-class Work(Protocol[T_co]):
-    """Work an adapter wants done on the writer thread around its command.
-
-    Reading and translating a message, and writing its answer, are done here rather than on
-    the event loop: with one interpreter lock, work split between two threads waits for
-    the lock at every hand-over, while on the writer it runs between database round trips.
-    """
-
-    def prepare(self) -> Command | None:
-        """The command to apply, or None when there is nothing to apply (already answered)."""
-
-    def complete(self, outcome: Outcome | None, error: EngineError | None) -> T_co:
-        """The adapter's answer, once the command committed (or failed, or was not applied)."""
-
-
-@dataclass(slots=True)
-class _Job:
-    command: Command | None
-    loop: asyncio.AbstractEventLoop | None = None
-    future: asyncio.Future[Any] | Future[Any] | None = None
-    work: Work[Any] | None = None
-    error: EngineError | None = None  # a failure while preparing
 
 
 @dataclass(slots=True)
@@ -72,11 +68,7 @@ class CommitStats:
     busy_seconds: float = 0.0  # time spent applying and committing groups
 
 
-class _Stop:
-    pass
-
-
-_STOP = _Stop()
+_JOURNAL_RETRY = 1.0  # seconds before a failed write of deferred entries is tried again
 
 
 def classify_engine_error(exc: Exception) -> EngineError:
@@ -91,16 +83,23 @@ class GroupCommitter:
 
     def __init__(self, bus: MessageBus, unit_of_work: Callable[[bool], UnitOfWork], *,
                  classify: ErrorClassifier = classify_engine_error, max_batch: int = 256,
-                 writers: int = 1) -> None:
+                 writers: int = 1, journal: JournalWriter | None = None,
+                 journal_delay: float = 0.05, on_commit: OnCommit | None = None) -> None:
         self._bus = bus
         self._unit_of_work = unit_of_work
         self._classify = classify
         self._max_batch = max_batch
         self._writers = writers
-        self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | Stop | Wake] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._stats_lock = threading.Lock()
         self.stats = CommitStats()
+        self._journal = journal
+        self._journal_delay = journal_delay
+        self._journal_retry_at = 0.0
+        self._on_commit = on_commit
+        if journal is not None:
+            journal.wake_with(lambda: self._queue.put(WAKE))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -115,7 +114,7 @@ class GroupCommitter:
     def stop(self, timeout: float = 10.0) -> None:
         """Finish what is queued, then stop."""
         for _ in self._threads:
-            self._queue.put(_STOP)
+            self._queue.put(STOP)
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
@@ -130,20 +129,20 @@ class GroupCommitter:
         """Prepare, apply and complete ``work`` on the writer thread; its answer after commit."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(None, loop, future, work))
+        self._queue.put(Job(None, loop, future, work))
         return await future
 
     async def apply(self, command: Command) -> Outcome:
         """Apply ``command``; returns after its transaction committed, raises ``EngineError``."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
-        self._queue.put(_Job(command, loop, future))
+        self._queue.put(Job(command, loop, future))
         return await future
 
     def apply_blocking(self, command: Command, timeout: float | None = 30.0) -> Outcome:
         """``apply`` for threads that are not running an event loop."""
         future: Future[Outcome] = Future()
-        self._queue.put(_Job(command, None, future))
+        self._queue.put(Job(command, None, future))
         return future.result(timeout)
 
     # -- the writer thread ----------------------------------------------------------------
@@ -151,8 +150,8 @@ class GroupCommitter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            if isinstance(first, _Stop):
+            first = self._next()
+            if isinstance(first, Stop):
                 break
             batch = [first]
             while len(batch) < self._max_batch:
@@ -160,13 +159,44 @@ class GroupCommitter:
                     job = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(job, _Stop):
+                if isinstance(job, Stop):
                     stopping = True
                     break
-                batch.append(job)
+                if isinstance(job, Job):
+                    batch.append(job)
             self._deliver(batch, self._results(batch))
+        self._flush_journal()  # what was deferred before the stop
 
-    def _results(self, batch: list[_Job]) -> list[Result]:
+    def _next(self) -> Job | Stop:
+        """The next job; while deferred journal entries wait, write them when none comes."""
+        while True:
+            waiting = self._journal is not None and self._journal.waiting > 0
+            timeout = max(self._journal_delay, self._journal_retry_at - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout) if waiting else self._queue.get()
+            except queue.Empty:
+                self._flush_journal()
+                continue
+            if not isinstance(item, Wake):
+                return item
+
+    def _flush_journal(self) -> None:
+        """Deferred entries in a commit of their own; kept for later if it fails."""
+        journal = self._journal
+        entries = journal.take() if journal is not None else []
+        if journal is None or not entries:
+            return
+        try:
+            with self._unit_of_work(False) as uow:
+                uow.journal.add(entries)
+                uow.commit()
+        except Exception as exc:  # noqa: BLE001 - the entries wait; messages go on
+            journal.give_back(entries)
+            self._journal_retry_at = time.monotonic() + _JOURNAL_RETRY
+            log.warning("journal: %d deferred entries not written yet: %s", len(entries),
+                        self._classify(exc).reason)
+
+    def _results(self, batch: list[Job]) -> list[Result]:
         for job in batch:
             if job.work is not None:
                 self._prepare(job)
@@ -174,7 +204,7 @@ class GroupCommitter:
         applied = dict(zip((id(job) for job in ready), self._process(ready), strict=True)) if ready else {}
         return [applied.get(id(job), (None, job.error)) for job in batch]
 
-    def _prepare(self, job: _Job) -> None:
+    def _prepare(self, job: Job) -> None:
         assert job.work is not None
         try:
             job.command = job.work.prepare()
@@ -182,12 +212,11 @@ class GroupCommitter:
             log.exception("preparing a message failed")
             job.error = self._classify(exc)
 
-    def _process(self, batch: list[_Job]) -> list[Result]:
+    def _process(self, batch: list[Job]) -> list[Result]:
         try:
             # Optimistic: the inbox is not read first; a resent message shows up as a key
             # conflict at commit, and then the group goes the careful way below.
-            outcomes = self._apply_group([job.command for job in batch if job.command is not None],
-                                         check_inbox=False)
+            outcomes = self._apply_group(batch, check_inbox=False)
         except Exception as exc:  # noqa: BLE001 - classified below; no message is ever dropped
             if len(batch) == 1 and isinstance(self._classify(exc), RejectedMessage):
                 return [(None, self._failure(batch[0], exc))]
@@ -195,27 +224,59 @@ class GroupCommitter:
             return [self._process_one(job) for job in batch]
         return [(outcome, None) for outcome in outcomes]
 
-    def _process_one(self, job: _Job) -> Result:
+    def _process_one(self, job: Job) -> Result:
         assert job.command is not None
         for attempt in (1, 2):
             try:
-                return self._apply_group([job.command], check_inbox=True)[0], None
+                return self._apply_group([job], check_inbox=True)[0], None
             except Exception as exc:  # noqa: BLE001 - classified by _failure
                 error = self._failure(job, exc)
                 if not (isinstance(error, StoreUnavailable) and error.retry_at_once) or attempt == 2:
                     return None, error
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _apply_group(self, commands: list[Command], *, check_inbox: bool) -> list[Outcome]:
+    def _apply_group(self, jobs: list[Job], *, check_inbox: bool) -> list[Outcome]:
         started = time.perf_counter()
-        with self._unit_of_work(check_inbox) as uow:
-            self._bus.prefetch(commands, uow)
-            outcomes = [self._bus.handle(command, uow) for command in commands]
-            uow.commit()
-        self._count(len(commands), time.perf_counter() - started)
+        commands = [job.command for job in jobs if job.command is not None]
+        # Deferred entries ride along on the optimistic path only: the careful one-by-one
+        # path must not fail a message for a neighbour's entry.
+        deferred = self._journal.take() if self._journal is not None and not check_inbox else []
+        try:
+            with self._unit_of_work(check_inbox) as uow:
+                self._bus.prefetch(commands, uow)
+                outcomes = [self._bus.handle(command, uow) for command in commands]
+                entries = self._entries(jobs, outcomes)
+                if self._journal is not None and self._journal.enabled and (entries or deferred):
+                    uow.journal.add([entry for _job, entry in entries] + deferred)
+                uow.commit()
+        except BaseException:
+            if deferred and self._journal is not None:
+                self._journal.give_back(deferred)
+            raise
+        self._committed(entries, time.perf_counter() - started, len(commands))
         return outcomes
 
-    def _failure(self, job: _Job, exc: Exception) -> EngineError:
+    def _entries(self, jobs: list[Job], outcomes: list[Outcome]) -> list[tuple[Job, JournalEntry]]:
+        """The journal entries of applied messages, to commit with their effects."""
+        if self._journal is None:
+            return []
+        entries: list[tuple[Job, JournalEntry]] = []
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            entry = journal_entry_of(job, outcome, None)
+            if entry is not None:
+                entries.append((job, entry))
+        return entries
+
+    def _committed(self, entries: list[tuple[Job, JournalEntry]], seconds: float, size: int) -> None:
+        for job, _entry in entries:
+            job.journaled = True
+        if self._journal is not None:
+            self._journal.committed(entry for _job, entry in entries)
+        self._count(size, seconds)
+        if self._on_commit is not None:
+            self._on_commit(size, seconds)
+
+    def _failure(self, job: Job, exc: Exception) -> EngineError:
         error = self._classify(exc)
         if isinstance(error, TransientFailure) and job.command is not None:
             with self._stats_lock:
@@ -234,47 +295,21 @@ class GroupCommitter:
             stats.largest_batch = max(stats.largest_batch, size)
             stats.busy_seconds += seconds
 
-    @staticmethod
-    def _deliver(batch: list[_Job], results: list[Result]) -> None:
+    def _deliver(self, batch: list[Job], results: list[Result]) -> None:
         """Answer every job; asyncio futures of one loop are resolved with one wake-up."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Answer]]] = defaultdict(list)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Job, Answer]]] = defaultdict(list)
         for job, result in zip(batch, results, strict=True):
-            answer = _complete(job, result)
+            answer = complete(job, result)
+            if self._journal is not None and not job.journaled:
+                entry = journal_entry_of(job, *result)
+                if entry is not None:
+                    self._journal.defer(entry)
             if job.loop is not None:
                 by_loop[job.loop].append((job, answer))
             elif isinstance(job.future, Future):
-                _settle(job.future, answer)
+                settle(job.future, answer)
         for loop, items in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_settle_all, items)
+                loop.call_soon_threadsafe(settle_all, items)
             except RuntimeError:
                 log.warning("event loop closed before %d answers could be delivered", len(items))
-
-
-Answer = tuple[Any, BaseException | None]
-
-
-def _complete(job: _Job, result: Result) -> Answer:
-    """What the job's caller receives: the work's answer, or the outcome (or the error)."""
-    outcome, error = result
-    if job.work is None:
-        return outcome, error
-    try:
-        return job.work.complete(outcome, error), None
-    except Exception as exc:  # handed to the waiting caller (logged below)
-        log.exception("completing a message failed")
-        return None, exc
-
-
-def _settle_all(items: list[tuple[_Job, Answer]]) -> None:
-    for job, answer in items:
-        if job.future is not None and not job.future.done():
-            _settle(job.future, answer)
-
-
-def _settle(future: asyncio.Future[Any] | Future[Any], answer: Answer) -> None:
-    value, error = answer
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)

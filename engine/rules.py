@@ -8,6 +8,7 @@ the classic way an interface goes wrong in production.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.domain.durations import parse_duration
 from engine.errors import ConfigurationError
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "FhirClient",
     "FhirRules",
     "Hl7Rules",
+    "JournalRules",
     "Match",
     "Route",
     "RoutingRules",
@@ -168,6 +171,35 @@ class Hl7Rules(_Strict):
     receiving_facility: str = "PORTALBRIDGE"
 
 
+class JournalRules(_Strict):
+    """The message journal: every inbound message, its answer and its effects (engine.journal).
+
+    ``payloads`` says how the message and its answer are kept: ``encrypt`` (AES-GCM under
+    ``PORTALBRIDGE_SECRET_KEY``), ``keep`` (as received) or ``omit`` (metadata and effects
+    only; such a message cannot be reprocessed). Rows older than ``retention`` are deleted.
+    """
+
+    enabled: bool = True
+    retention: str = "30d"
+    payloads: Literal["encrypt", "keep", "omit"] = "encrypt"
+
+    @field_validator("retention")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value) <= timedelta(0):
+            raise ValueError("the retention must be longer than nothing")
+        return value
+
+    @property
+    def retention_period(self) -> timedelta:
+        return parse_duration(self.retention)
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether this journal needs the secret key."""
+        return self.enabled and self.payloads == "encrypt"
+
+
 class RoutingRules(_Strict):
     """The whole routing.yaml."""
 
@@ -179,6 +211,7 @@ class RoutingRules(_Strict):
     events: EventRules = EventRules()
     hl7: Hl7Rules = Hl7Rules()
     fhir: FhirRules = FhirRules()
+    journal: JournalRules = JournalRules()
 
     @model_validator(mode="after")
     def _cross_references(self) -> RoutingRules:

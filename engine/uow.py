@@ -1,8 +1,9 @@
-"""The unit of work and the stores it carries beside the index: inbox, outbox and audit trail.
+"""The unit of work and the stores it carries beside the index: inbox, outbox, audit trail
+and message journal.
 
 A unit of work is one transaction. It rolls back unless ``commit`` is called, and the outbox
-rows and audit entries are written in that same commit, so an event or an audit entry exists
-exactly when its change does.
+rows, audit entries and journal entries are written in that same commit, so an event, an
+audit entry or a journal entry exists exactly when its change does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from engine.audit import AuditTrail
 from engine.commands import MessageOrigin, Outcome
+from engine.journal import JournalTrail
 from mpi.repository import MpiRepository
 
 __all__ = ["Inbox", "Outbox", "OutboxMessage", "UnitOfWork"]
@@ -58,12 +60,13 @@ class Outbox(ABC):
 
 
 class UnitOfWork(ABC):
-    """One transaction over the index, the inbox, the outbox and the audit trail."""
+    """One transaction over the index, the inbox, the outbox, the audit trail and the journal."""
 
     mpi: MpiRepository
     inbox: Inbox
     outbox: Outbox
     audit: AuditTrail
+    journal: JournalTrail
 
     def __enter__(self) -> UnitOfWork:
         return self

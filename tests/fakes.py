@@ -12,9 +12,13 @@ from engine.audit import AuditEntry, AuditLog, AuditRecord, AuditTrail, matches_
 from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, IdSource
 from engine.errors import Conflict
+from engine.journal import JournalEntry, JournalTrail
 from engine.staff import StaffDirectory, StaffEntry
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
 from mpi.repository import InMemoryMpiRepository
+
+#: A fixed secret key for tests (32 bytes, base64): never a real installation's.
+TEST_SECRET_KEY = "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE="
 
 
 class FixedClock(Clock):
@@ -83,6 +87,22 @@ class InMemoryAuditTrail(AuditTrail):
         self.pending.append(entry if entry.at else replace(entry, at=self.clock.now()))
 
 
+class InMemoryJournalTrail(JournalTrail):
+    """Journal entries of a unit of work: ``pending`` until it commits, then ``committed``.
+
+    ``commits`` records, per commit, the entries it carried, so a test can tell which
+    entries were written together with which effects.
+    """
+
+    def __init__(self) -> None:
+        self.committed: list[JournalEntry] = []
+        self.pending: list[JournalEntry] = []
+        self.commits: list[list[JournalEntry]] = []
+
+    def add(self, entries: builtins.list[JournalEntry]) -> None:
+        self.pending.extend(entries)
+
+
 class InMemoryAuditLog(AuditLog):
     """The audit log in a list; ``records`` in the order written."""
 
@@ -143,25 +163,32 @@ class InMemoryUnitOfWork(UnitOfWork):
 
     def __init__(self, mpi: InMemoryMpiRepository | None = None,
                  inbox: InMemoryInbox | None = None, outbox: InMemoryOutbox | None = None,
-                 audit: InMemoryAuditTrail | None = None) -> None:
+                 audit: InMemoryAuditTrail | None = None,
+                 journal: InMemoryJournalTrail | None = None) -> None:
         self.mpi = mpi or InMemoryMpiRepository()
         self.inbox = inbox or InMemoryInbox()
         self.outbox = outbox or InMemoryOutbox()
         self.audit = audit or InMemoryAuditTrail()
+        self.journal = journal or InMemoryJournalTrail()
         self.commits = 0
 
     def commit(self) -> None:
         assert isinstance(self.inbox, InMemoryInbox) and isinstance(self.outbox, InMemoryOutbox)
         assert isinstance(self.audit, InMemoryAuditTrail)
+        assert isinstance(self.journal, InMemoryJournalTrail)
         self.inbox.committed.update(self.inbox.pending)
         self.outbox.committed.extend(self.outbox.pending)
         self.audit.committed.extend(self.audit.pending)
+        self.journal.committed.extend(self.journal.pending)
+        self.journal.commits.append(list(self.journal.pending))
         self.commits += 1
         self.close()
 
     def close(self) -> None:
         assert isinstance(self.inbox, InMemoryInbox) and isinstance(self.outbox, InMemoryOutbox)
         assert isinstance(self.audit, InMemoryAuditTrail)
+        assert isinstance(self.journal, InMemoryJournalTrail)
         self.inbox.pending.clear()
         self.outbox.pending.clear()
         self.audit.pending.clear()
+        self.journal.pending.clear()

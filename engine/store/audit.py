@@ -17,7 +17,7 @@ from engine.store.errors import store_errors
 from engine.store.tables import audit_log
 from mpi.bulk import insert_rows
 
-__all__ = ["SqlAuditLog", "SqlAuditTrail"]
+__all__ = ["SqlAuditLog", "SqlAuditTrail", "text_filter"]
 
 _ENTRY_FIELDS = ("actor", "action", "outcome", "reason", "member_id", "patient_id")
 
@@ -64,9 +64,9 @@ class SqlAuditLog(AuditLog):
         if member_id is not None:
             query = query.where(audit_log.c.member_id == member_id)
         if actor is not None:
-            query = query.where(_text_filter(audit_log.c.actor, actor))
+            query = query.where(text_filter(audit_log.c.actor, actor))
         if action is not None:
-            query = query.where(_text_filter(audit_log.c.action, action))
+            query = query.where(text_filter(audit_log.c.action, action))
         if since is not None:
             query = query.where(audit_log.c.at >= since)
         query = query.order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(limit)
@@ -74,8 +74,9 @@ class SqlAuditLog(AuditLog):
             return [_record(row._mapping) for row in conn.execute(query)]
 
 
-def _text_filter(column: Column[Any], wanted: str) -> ColumnElement[bool]:
-    """Exact, or by prefix for a trailing ``*`` (the rule of ``AuditLog.query``)."""
+def text_filter(column: Column[Any], wanted: str) -> ColumnElement[bool]:
+    """Exact, or by prefix for a trailing ``*`` (the rule of ``AuditLog.query``, and of the
+    journal's filters)."""
     if wanted.endswith("*"):
         return column.startswith(wanted[:-1], autoescape=True)
     return column == wanted

@@ -16,6 +16,7 @@ from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, SystemClock
 from engine.errors import StoreUnavailable
 from engine.store.audit import SqlAuditTrail
+from engine.store.journal import PayloadPolicy, SqlJournalTrail
 from engine.store.tables import inbound_messages, outbox
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
 from mpi.bulk import insert_rows
@@ -121,11 +122,12 @@ class SqlUnitOfWork(UnitOfWork):
     """A transaction on one connection; database errors become ``StoreUnavailable``.
 
     Given an ``Engine`` it uses a pooled connection for itself; given a ``WriterConnection``
-    it borrows the writer's long-lived one. ``clock`` times audit entries that carry no time.
+    it borrows the writer's long-lived one. ``clock`` times audit entries that carry no time;
+    ``journal`` stores the payloads of journal entries (a unit of work without one takes none).
     """
 
     def __init__(self, source: Engine | WriterConnection, *, check_inbox: bool = True,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, journal: PayloadPolicy | None = None) -> None:
         self._writer = source if isinstance(source, WriterConnection) else None
         try:
             self._conn = self._writer.acquire() if self._writer else cast(Engine, source).connect()
@@ -137,7 +139,9 @@ class SqlUnitOfWork(UnitOfWork):
         self._inbox = SqlInbox(self._conn, check=check_inbox)
         self._outbox = SqlOutbox(self._conn)
         self._audit = SqlAuditTrail(self._conn, clock or SystemClock())
+        self._journal = SqlJournalTrail(self._conn, journal)
         self.mpi, self.inbox, self.outbox, self.audit = self._repo, self._inbox, self._outbox, self._audit
+        self.journal = self._journal
         self._open = True
 
     @property
@@ -152,6 +156,7 @@ class SqlUnitOfWork(UnitOfWork):
                 self._inbox.flush()
                 self._outbox.flush()
                 self._audit.flush()
+                self._journal.flush()
                 self._conn.commit()
         except IntegrityError:
             raise  # a concurrent writer took a key first: the caller retries one by one

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text, text
 
 from mpi.tables import UtcDateTime, metadata
 
-__all__ = ["audit_log", "inbound_messages", "metadata", "outbox", "staff_users"]
+__all__ = ["audit_log", "inbound_messages", "message_journal", "metadata", "outbox", "staff_users"]
 
 #: Every committed inbound message, so a resend is acknowledged without applying it twice.
 inbound_messages = Table(
@@ -71,4 +71,25 @@ audit_log = Table(
     Column("member_id", _ID, nullable=True, index=True),
     Column("patient_id", _ID, nullable=True),
     Column("detail", Text, nullable=False),
+)
+
+#: Every inbound message with its answer and effects, kept for ``journal.retention``
+#: (engine.journal). ``payload`` and ``response`` hold patient data: stored as
+#: ``payload_form`` says (sealed with AES-GCM, as received, or not at all), never logged.
+message_journal = Table(
+    "message_journal", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("received_at", UtcDateTime, nullable=False, index=True),
+    Column("channel", String(8), nullable=False),
+    Column("sender", String(200), nullable=False),
+    Column("control_id", String(200), nullable=False, index=True),
+    Column("message_type", String(64), nullable=False),
+    Column("outcome", String(8), nullable=False),
+    Column("error_code", String(32), nullable=False),
+    Column("error_location", String(64), nullable=False),
+    Column("effects", Text, nullable=False),  # JSON: ids and field names, never values
+    Column("payload_form", String(8), nullable=False),
+    Column("payload", LargeBinary, nullable=True),
+    Column("response", LargeBinary, nullable=True),
+    Column("reprocess_of", BigInteger, nullable=True),
 )

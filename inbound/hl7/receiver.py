@@ -2,6 +2,8 @@
 
 Every failure becomes an acknowledgement with a reason; nothing here raises to the
 listener. ``prepare`` (everything before the database) is shared with ``route explain``.
+Every message answered is journaled (``inbound.hl7.journaling``): on the writer thread with
+its effects when applied, deferred to the next commit otherwise.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from dataclasses import dataclass, replace
 from engine.commands import Command, Outcome
 from engine.domain.clock import Clock
 from engine.errors import EngineError, RejectedMessage, TransientFailure, UnroutableMessage
+from engine.journal import JournalEntry
+from engine.journal_writer import JournalWriter
 from engine.routing import RouteDecision, Router
 from engine.rules import Action, Hl7Rules
 from inbound.hl7.ack import AckParts, ack_codes, build_ack
 from inbound.hl7.batch import Batch, split_stream
 from inbound.hl7.charset import decode_message
 from inbound.hl7.header import Header, control_id_of, read_header
+from inbound.hl7.journaling import Received, hl7_entry, sniff_control_id
 from inbound.hl7.reader import Delimiters, Er7Error, Er7Message, parse
 from inbound.hl7.translate import translate
 from inbound.mllp import OversizeFrame
@@ -84,43 +89,40 @@ def _ignored(decision: RouteDecision) -> str:
     return f"not applied: {reason}"
 
 
-def sniff_control_id(text: str) -> str:
-    """Best-effort MSH-10 of a message we could not parse, so the AR can still echo it."""
-    start = text.find("MSH")
-    if start < 0 or len(text) < start + 4:
-        return ""
-    separator = text[start + 3]
-    first_segment = text[start:].replace("\n", "\r").split("\r", 1)[0]
-    fields = first_segment.split(separator)
-    return fields[9].strip()[:199] if len(fields) > 9 else ""
-
-
 class Hl7Receiver:
     """Answers MLLP frames; one instance serves every connection of a listener."""
 
     def __init__(self, router: Router, apply: Apply, clock: Clock, rules: Hl7Rules, *,
-                 validate: Validate | None = None, run_on_writer: RunOnWriter | None = None) -> None:
+                 validate: Validate | None = None, run_on_writer: RunOnWriter | None = None,
+                 channel: str = "mllp", journal: JournalWriter | None = None,
+                 reprocess_of: int | None = None) -> None:
+        """``channel`` names the journal's channel; ``reprocess_of`` marks every entry as a
+        re-run of that journal row (``portalbridge messages reprocess``)."""
         self._router = router
         self._apply = apply
         self._run_on_writer = run_on_writer
         self._clock = clock
         self._rules = rules
         self._validate = validate
+        self._channel, self._journal, self._reprocess_of = channel, journal, reprocess_of
         self._ack_ids = (f"PB{n}" for n in itertools.count(1))
         self._ack_prefix = format(int(clock.now().timestamp() * 1000), "x")
 
     async def handle_frame(self, payload: bytes | OversizeFrame) -> list[bytes]:
+        received = self._received(None)
         if isinstance(payload, OversizeFrame):
             error = RejectedMessage(f"message of {payload.size} bytes exceeds the limit of "
                                     f"{self._rules.max_frame_bytes}", "MSH")
-            return [self._refusal(payload.head, error)]
+            return [self._refusal(payload.head, error, received)]
         try:
             batch, encoding = self._read(payload)
         except Er7Error as exc:
-            return [self._refusal(payload, exc)]
+            return [self._refusal(payload, exc, received)]
+        if len(batch.messages) == 1 and not batch.is_batch:
+            received = self._received(payload)  # the frame is the message: kept as received
         replies: list[str] = []
         for message_text in batch.messages:
-            replies.extend((await self._answer(message_text, encoding))[0])
+            replies.extend((await self._answer(message_text, encoding, received))[0])
         if batch.is_batch:
             replies = [self._batch_envelope(replies)]
         return [r.encode(encoding, errors="replace") for r in replies]
@@ -131,18 +133,19 @@ class Hl7Receiver:
         The error (None when applied) lets a queue consumer ack, retry or dead-letter by its
         class; a body holding more or less than one message is refused as malformed.
         """
+        received = self._received(payload)
         try:
             batch, encoding = self._read(payload)
             if len(batch.messages) != 1:
                 raise Er7Error(f"expected one HL7 message, found {len(batch.messages)}", "MSH")
         except Er7Error as exc:
-            return [self._refusal(payload, exc)], exc
-        replies, error = await self._answer(batch.messages[0], encoding)
+            return [self._refusal(payload, exc, received)], exc
+        replies, error = await self._answer(batch.messages[0], encoding, received)
         return [r.encode(encoding, errors="replace") for r in replies], error
 
-    async def _answer(self, text: str, encoding: str) -> Replies:
+    async def _answer(self, text: str, encoding: str, received: Received) -> Replies:
         if self._run_on_writer is not None:
-            replies = await self._run_on_writer(_MessageWork(self, text, encoding))
+            replies = await self._run_on_writer(_MessageWork(self, text, encoding, received))
             if replies is not None:
                 return replies
             # The route is strict: hl7apy validates, off the writer and off the loop.
@@ -156,7 +159,24 @@ class Hl7Receiver:
                 outcome = await self._apply(prepared.command)
             except EngineError as exc:
                 error = exc
-        return self._replies(prepared, outcome, error)
+        replies = self._replies(prepared, outcome, error)
+        self._defer(self._entry(received, text, encoding, prepared=prepared, replies=replies,
+                                outcome=outcome))
+        return replies
+
+    def _received(self, raw: bytes | None) -> Received:
+        return Received(self._channel, self._clock.now(), raw, self._reprocess_of)
+
+    @staticmethod
+    def _entry(received: Received, text: str, encoding: str, *, prepared: Prepared,
+               replies: Replies, outcome: Outcome | None) -> JournalEntry:
+        acks, error = replies
+        return hl7_entry(received, text, encoding, header=prepared.header,
+                         control_id=prepared.control_id, acks=acks, outcome=outcome, error=error)
+
+    def _defer(self, entry: JournalEntry) -> None:
+        if self._journal is not None:
+            self._journal.defer(entry)
 
     def _replies(self, prepared: Prepared, outcome: Outcome | None, error: EngineError | None) -> Replies:
         error = error or prepared.error
@@ -196,11 +216,15 @@ class Hl7Receiver:
         text, encoding = decode_message(payload, self._rules.fallback_encoding)
         return split_stream(text), encoding
 
-    def _refusal(self, payload: bytes, error: EngineError) -> bytes:
+    def _refusal(self, payload: bytes, error: EngineError, received: Received) -> bytes:
         """The answer to bytes that could not be read as messages at all."""
         text = payload.decode("latin-1", errors="replace")
-        [ack], _ = self._replies(_unreadable(text, error), None, None)
-        return ack.encode("latin-1", errors="replace")
+        prepared = _unreadable(text, error)
+        replies = self._replies(prepared, None, None)
+        whole = Received(received.channel, received.at, payload, received.reprocess_of)
+        self._defer(self._entry(whole, text, "latin-1", prepared=prepared, replies=replies,
+                                outcome=None))
+        return replies[0][0].encode("latin-1", errors="replace")
 
     def _batch_envelope(self, acks: list[str]) -> str:
         d = Delimiters()
@@ -238,12 +262,16 @@ def _internal_failure(text: str) -> Prepared:
 class _MessageWork:
     """One message read, routed and answered on the writer thread (see ``committer.Work``)."""
 
-    __slots__ = ("_encoding", "_prepared", "_receiver", "_strict", "_text")
+    __slots__ = ("_answered", "_encoding", "_prepared", "_received", "_receiver", "_strict",
+                 "_text")
 
-    def __init__(self, receiver: Hl7Receiver, text: str, encoding: str) -> None:
+    def __init__(self, receiver: Hl7Receiver, text: str, encoding: str, received: Received) -> None:
         self._receiver, self._text, self._encoding = receiver, text, encoding
+        self._received = received
         self._prepared: Prepared | None = None
         self._strict = False
+        # The answer built for the journal before commit is the one sent after it.
+        self._answered: tuple[Outcome | None, EngineError | None, Replies] | None = None
 
     def prepare(self) -> Command | None:
         prepared = prepare(self._text, self._encoding, self._receiver._router)
@@ -256,6 +284,23 @@ class _MessageWork:
     def complete(self, outcome: Outcome | None, error: EngineError | None) -> Replies | None:
         if self._strict:
             return None
-        # No prepared message: preparing it raised (a bug), and ``error`` says so: AE.
-        prepared = self._prepared or _internal_failure(self._text)
-        return self._receiver._replies(prepared, outcome, error)
+        return self._replies(outcome, error)
+
+    def journal_entry(self, outcome: Outcome | None, error: EngineError | None) -> JournalEntry | None:
+        if self._strict:
+            return None  # journaled by the receiver once validated and applied
+        return self._receiver._entry(self._received, self._text, self._encoding,
+                                     prepared=self._message(), replies=self._replies(outcome, error),
+                                     outcome=outcome)
+
+    def _message(self) -> Prepared:
+        # No prepared message: preparing it raised (a bug), and the error says so: AE.
+        return self._prepared or _internal_failure(self._text)
+
+    def _replies(self, outcome: Outcome | None, error: EngineError | None) -> Replies:
+        answered = self._answered
+        if answered is not None and answered[0] is outcome and answered[1] is error:
+            return answered[2]
+        replies = self._receiver._replies(self._message(), outcome, error)
+        self._answered = (outcome, error, replies)
+        return replies

@@ -4,7 +4,8 @@ Here: media types (415/406), body size (413), bearer tokens (401), the ``Prefer`
 response headers, and turning every error into an OperationOutcome. The interactions
 themselves live in ``inbound.fhir``. Each request gets a fresh id: it is the control id of
 its command (the inbox dedupes on it, events carry it as correlation id) and is echoed in
-the ``X-Request-ID`` response header (``<process uuid>.<n>``).
+the ``X-Request-ID`` response header (``<process uuid>.<n>``). Every write (POST, PUT) is
+journaled with its response once answered (``inbound.http.fhir_journal``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi.responses import Response
 
 from engine.domain.clock import Clock, IdSource
 from engine.errors import EngineError
+from engine.journal_writer import JournalWriter
 from engine.rules import RoutingRules
 from inbound.fhir import (
     Apply,
@@ -37,6 +39,7 @@ from inbound.fhir import (
 from inbound.fhir.errors import FhirError
 from inbound.fhir.parse import FhirVersion
 from inbound.fhir.service import Prefer
+from inbound.http.fhir_journal import Exchange, capturing
 from mpi.search import MpiSearch
 
 __all__ = ["FHIR_JSON", "FhirDependencies", "fhir_router"]
@@ -61,11 +64,12 @@ class FhirDependencies:
     rules: RoutingRules
     ids: IdSource
     clock: Clock
+    journal: JournalWriter | None = None  # where each write's journal entry goes
 
 
 def fhir_router(deps: FhirDependencies, search: MpiSearch, version: str) -> APIRouter:
     """The ``/fhir`` routes; every answer is FHIR JSON, every error an OperationOutcome."""
-    api = FhirApi(apply=deps.apply, search=search, rules=deps.rules, ids=deps.ids)
+    api = FhirApi(apply=capturing(deps.apply), search=search, rules=deps.rules, ids=deps.ids)
     gate = _Gate(deps)
     published = deps.clock.now()
     router = APIRouter(prefix="/fhir", tags=["fhir"])
@@ -136,16 +140,36 @@ class _Gate:
         return f"{self._prefix}.{next(self._numbers)}"
 
     async def run(self, request: Request, root: str, work: Work, *, body: bool = True) -> Response:
+        """Answer one interaction; a write (``body``) is journaled once answered."""
         request_id = self.new_id()
+        journal = self._deps.journal
+        if not body or journal is None:
+            return await self._answer(request, root, work, request_id, body=body)
+        exchange = Exchange(request_id, f"{request.method} {root}", self._deps.clock.now())
+        with exchange.noting():
+            response = await self._answer(request, root, work, request_id, body=True,
+                                          exchange=exchange)
+        journal.defer(exchange.entry(response.status_code, bytes(response.body) or None))
+        return response
+
+    async def _answer(self, request: Request, root: str, work: Work, request_id: str, *,
+                      body: bool, exchange: Exchange | None = None) -> Response:
         try:
             _check_accept(request)
             client = authenticate(self._deps.rules.fhir, request.headers.get("authorization"))
+            if exchange is not None and client is not None:
+                exchange.client = f"fhir:{client.name}"
             declared = _content_version(request) if body else None
             prefer = _prefer(request)
             call = Call(base=_base(request), client=client, request_id=request_id, version=declared,
                         prefer=_RETURNS.get(prefer.get("return", ""), "representation"),
                         strict=prefer.get("handling") == "strict")
-            data = read_json(await self._body(request), root) if body else None
+            data = None
+            if body:
+                raw = await self._body(request)
+                if exchange is not None:
+                    exchange.body = raw
+                data = read_json(raw, root)
             return _response(await work(call, data), request_id)
         except EngineError as exc:
             return _error(exc, root, request_id)

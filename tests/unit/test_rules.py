@@ -117,3 +117,16 @@ def test_config_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "error: routes[1].action: unknown action 'upsrt'" in capsys.readouterr().err
     assert main(["config", "check", str(tmp_path / "missing.yaml")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_journal_section_is_validated_with_its_key_paths() -> None:
+    journal = parse_rules(VALID + "journal: {retention: 7d, payloads: omit}\n").journal
+    assert journal.retention_period.days == 7 and journal.payloads == "omit"
+    assert not journal.encrypts and parse_rules(VALID).journal.encrypts  # sealed by default
+    assert problems_of(VALID + "journal: {retention: 7x}\n") == (
+        "journal.retention: '7x' is not a duration like 30s, 5m, 72h or 7d",)
+    assert problems_of(VALID + "journal: {payloads: plain}\n") == (
+        "journal.payloads: unknown payload 'plain' (expected 'encrypt', 'keep' or 'omit')",)
+    assert problems_of(VALID + "journal: {retention: 0d}\n") == (
+        "journal.retention: the retention must be longer than nothing",)
+    assert problems_of(VALID + "journal: {keep: 30d}\n") == ("journal.keep: unknown key",)
