@@ -11,11 +11,12 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client import start_http_server
 from sqlalchemy import Engine, text
 
 from engine.audit import AuditLog
@@ -27,12 +28,19 @@ from engine.config import Settings
 from engine.domain.clock import Clock, IdSource, RandomIds, SystemClock
 from engine.errors import ConfigurationError
 from engine.handlers import MessageBus
+from engine.journal import JournalStore
+from engine.journal_sweep import JournalSweep
+from engine.journal_writer import JournalWriter
+from engine.metrics import EngineMetrics
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
+from engine.runtime_metrics import RuntimeSources, watch_runtime
+from engine.sealing import AesGcmSealer, Sealer, UnavailableSealer, load_key
 from engine.staff import StaffDirectory
 from engine.store.audit import SqlAuditLog
 from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
+from engine.store.journal import PayloadPolicy, SqlJournalStore
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
 from engine.store.staff import SqlStaffDirectory
@@ -46,17 +54,22 @@ from inbound.http.fhir import FhirDependencies
 from inbound.mllp import MllpServer
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
-from outbound.outbox_admin import count_by_status, list_rows
+from outbound.metered import PublishCounts
+from outbound.outbox_admin import count_by_status, list_rows, oldest_pending
 from outbound.outbox_admin import replay as replay_outbox
 from outbound.relay import Relay, RelayPolicy
 from outbound.tail import tail_events
 
-__all__ = ["COMPONENTS", "Runtime", "build_runtime", "count_by_status", "dry_run", "explain_file",
-           "http_app", "list_rows", "replay_outbox", "run_components", "tail_events"]
+__all__ = ["COMPONENTS", "RECEIVERS", "Runtime", "build_runtime", "count_by_status", "dry_run",
+           "explain_file", "hl7_receiver", "http_app", "list_rows", "replay_outbox",
+           "run_components", "tail_events"]
 
 log = logging.getLogger("portalbridge")
 
 COMPONENTS = frozenset({"listen", "api", "relay", "worker"})
+#: Components that receive messages: their processes also sweep the journal.
+RECEIVERS = frozenset({"listen", "api", "worker"})
+_JOURNAL_KEY_PURPOSE = b"portalbridge message journal payloads"
 
 
 def package_version() -> str:
@@ -81,28 +94,55 @@ class Runtime:
     search: MpiSearch
     staff: StaffDirectory
     audit: AuditLog
+    journal: JournalWriter
+    messages: JournalStore
+    metrics: EngineMetrics
+    sources: RuntimeSources
     bound_ports: dict[str, int] = field(default_factory=dict)
 
 
 def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                   clock: Clock | None = None, ids: IdSource | None = None,
-                  migrate_sqlite: bool = True) -> Runtime:
-    """Load the rules, open the database (migrating an embedded SQLite file) and build the core."""
+                  migrate_sqlite: bool = True, needs_key: bool = True) -> Runtime:
+    """Load the rules, open the database (migrating an embedded SQLite file) and build the core.
+
+    ``needs_key=False`` is for commands that never seal or open a journal payload: no key is
+    read or generated for them (a configured key is still checked).
+    """
     rules = rules or load_rules(settings.config_path)
     database = open_database(settings.database_url)
+    payloads = PayloadPolicy(rules.journal.payloads, _sealer(settings, rules, database, needs_key))
     _ensure_schema(database, migrate_sqlite)
-    clock, ids = clock or SystemClock(), ids or RandomIds()
-    bus = MessageBus(rules, clock, ids)
-    writer = WriterConnection(database)
+    clock, ids, metrics = clock or SystemClock(), ids or RandomIds(), EngineMetrics()
+    journal = JournalWriter(enabled=rules.journal.enabled, observe=metrics.observe_entry)
+    bus, writer = MessageBus(rules, clock, ids), WriterConnection(database)
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
-    writers = 1 if is_sqlite(database) else settings.writers
     committer = GroupCommitter(
-        bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox, clock=clock),
-        classify=classify_store_error, writers=writers)
+        bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox, clock=clock,
+                                          journal=payloads),
+        classify=classify_store_error, writers=1 if is_sqlite(database) else settings.writers,
+        journal=journal, on_commit=metrics.observe_commit)
+    sources = RuntimeSources(clock=clock, commits=committer.stats, journal=journal,
+                             outbox_counts=lambda: count_by_status(database),
+                             oldest_pending=lambda: oldest_pending(database))
+    watch_runtime(metrics, sources)
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
                    search=MpiSearch(database.connect),
-                   staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock))
+                   staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock),
+                   journal=journal, messages=SqlJournalStore(database, payloads), metrics=metrics,
+                   sources=sources)
+
+
+def _sealer(settings: Settings, rules: RoutingRules, database: Engine, needs_key: bool) -> Sealer:
+    """The journal's sealer: the key is read (or generated, embedded) when the journal
+    encrypts and the command needs it, or whenever one is configured."""
+    if (needs_key and rules.journal.encrypts) or settings.secret_key or settings.secret_key_file:
+        key = load_key(settings.secret_key, settings.secret_key_file,
+                       embedded=is_sqlite(database), folder=settings.working_folder)
+        return AesGcmSealer(key, _JOURNAL_KEY_PURPOSE)
+    return UnavailableSealer("the journal's payloads are sealed: this needs "
+                             "PORTALBRIDGE_SECRET_KEY (or PORTALBRIDGE_SECRET_KEY_FILE)")
 
 
 def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
@@ -124,26 +164,6 @@ def readiness(runtime: Runtime) -> dict[str, bool]:
     except Exception:  # noqa: BLE001 - any failure at all means "not ready"
         database_ok = False
     return {"database": database_ok, "committer": runtime.committer.alive}
-
-
-def metrics_text(runtime: Runtime, mllp: MllpServer | None) -> str:
-    stats = runtime.committer.stats
-    lines = [
-        "# TYPE portalbridge_commits_total counter", f"portalbridge_commits_total {stats.commits}",
-        "# TYPE portalbridge_messages_committed_total counter",
-        f"portalbridge_messages_committed_total {stats.messages}",
-        "# TYPE portalbridge_commit_failures_total counter",
-        f"portalbridge_commit_failures_total {stats.failures}",
-        "# TYPE portalbridge_largest_commit_batch gauge",
-        f"portalbridge_largest_commit_batch {stats.largest_batch}",
-        "# HELP portalbridge_writer_busy_seconds_total time the writer spent applying and committing",
-        "# TYPE portalbridge_writer_busy_seconds_total counter",
-        f"portalbridge_writer_busy_seconds_total {stats.busy_seconds:.3f}",
-    ]
-    if mllp is not None:
-        lines += ["# TYPE portalbridge_mllp_connections gauge",
-                  f"portalbridge_mllp_connections {len(mllp.connections)}"]
-    return "\n".join(lines) + "\n"
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -172,15 +192,19 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
     http_task: asyncio.Task[None] | None = None
     jobs: list[Background] = []
     heartbeat: asyncio.Task[None] | None = None
+    metrics_server: Callable[[], None] | None = None
     try:
         jobs = _start_blocking(runtime, components, stop)
         heartbeat = _start_heartbeat(runtime, jobs, stop)
         if "listen" in components:
-            receiver = _hl7_receiver(runtime)
+            receiver = hl7_receiver(runtime, "mllp")
             mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes)
             runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
+            runtime.sources.mllp_connections = lambda: len(mllp.connections) if mllp else 0
         if "api" in components:
-            http, http_task = await _start_http(runtime, mllp)
+            http, http_task = await _start_http(runtime)
+        else:
+            metrics_server = _start_metrics_server(runtime)
         if on_ready is not None:
             on_ready(runtime)
         await stop.wait()
@@ -190,6 +214,8 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
             await http_task
         if mllp is not None:
             await mllp.stop()
+        if metrics_server is not None:
+            metrics_server()
         await _stop_blocking(jobs, heartbeat)
         await asyncio.to_thread(runtime.committer.stop)
     for job in jobs:
@@ -197,20 +223,37 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
             raise job.error
 
 
-def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
+def http_app(runtime: Runtime) -> FastAPI:
     """The HTTP API of this process: MPI search and the Workbench (staff tokens), FHIR (writes
-    through the group committer)."""
+    through the group committer), metrics."""
     fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
-                            clock=runtime.clock)
+                            clock=runtime.clock, journal=runtime.journal)
     return create_app(search=runtime.search, staff=runtime.staff, audit=runtime.audit,
                       clock=runtime.clock, ready=lambda: readiness(runtime),
-                      metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
-                      fhir=fhir)
+                      metrics=runtime.metrics.exposition, version=package_version(),
+                      fhir=fhir, messages=runtime.messages)
 
 
-async def _start_http(runtime: Runtime,
-                      mllp: MllpServer | None) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
-    config = uvicorn.Config(http_app(runtime, mllp), host=runtime.settings.bind_host,
+def _start_metrics_server(runtime: Runtime) -> Callable[[], None] | None:
+    """``/metrics`` on ``PORTALBRIDGE_METRICS_PORT`` for a process without the HTTP API."""
+    port = runtime.settings.metrics_port
+    if port is None:
+        return None
+    server, thread = start_http_server(port, runtime.settings.bind_host,
+                                       registry=runtime.metrics.registry)
+    runtime.bound_ports["metrics"] = server.server_address[1]
+    log.info("metrics on %s:%d", runtime.settings.bind_host, runtime.bound_ports["metrics"])
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return stop
+
+
+async def _start_http(runtime: Runtime) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
+    config = uvicorn.Config(http_app(runtime), host=runtime.settings.bind_host,
                             port=runtime.settings.http_port, log_level="warning", access_log=False,
                             lifespan="off")
     server = _EmbeddedUvicorn(config)
@@ -236,6 +279,8 @@ def _start_blocking(runtime: Runtime, components: frozenset[str],
     if "worker" in components:
         jobs.append(Background("worker", _worker(runtime).run,
                                lambda _exc: loop.call_soon_threadsafe(stop.set)))
+    if components & RECEIVERS:
+        jobs.append(Background("journal-sweep", journal_sweep(runtime).run))
     for job in jobs:
         job.start()
     return jobs
@@ -248,22 +293,32 @@ def _relay(runtime: Runtime) -> Relay:
                  "`portalbridge events tail` shows the events")
     policy = RelayPolicy(batch_size=settings.relay_batch_size,
                          max_attempts=settings.relay_max_attempts)
+    counts = PublishCounts()
+    runtime.sources.relay_counts = lambda: asdict(counts)
     return build_relay(runtime.database, settings.broker_url, runtime.clock,
-                       runtime.rules.events.source, policy)
+                       runtime.rules.events.source, policy, counts=counts,
+                       observe_lag=runtime.metrics.observe_relay_lag)
 
 
 def _worker(runtime: Runtime) -> Hl7QueueWorker:
     if not is_amqp_url(runtime.settings.broker_url):
         raise ConfigurationError("the worker consumes RabbitMQ queues: set "
                                  "PORTALBRIDGE_BROKER_URL=amqp://user:password@host:5672/vhost")
-    return Hl7QueueWorker(runtime.settings.broker_url, _hl7_receiver(runtime).handle_message)
+    return Hl7QueueWorker(runtime.settings.broker_url, hl7_receiver(runtime, "amqp").handle_message)
 
 
-def _hl7_receiver(runtime: Runtime) -> Hl7Receiver:
-    """HL7 v2 in, for the MLLP listener and the queue worker alike: read, routed, translated
-    and answered on the writer thread, strict routes validated with hl7apy off it."""
+def hl7_receiver(runtime: Runtime, channel: str, *, reprocess_of: int | None = None) -> Hl7Receiver:
+    """HL7 v2 in, for the MLLP listener, the queue worker and ``messages reprocess`` alike:
+    read, routed, translated, answered and journaled on the writer thread, strict routes
+    validated with hl7apy off it. ``channel`` names the journal's channel."""
     return Hl7Receiver(runtime.router, runtime.committer.apply, runtime.clock, runtime.rules.hl7,
-                       validate=validate_structure, run_on_writer=runtime.committer.run)
+                       validate=validate_structure, run_on_writer=runtime.committer.run,
+                       channel=channel, journal=runtime.journal, reprocess_of=reprocess_of)
+
+
+def journal_sweep(runtime: Runtime) -> JournalSweep:
+    """The retention sweep of this runtime's journal (``journal.retention``)."""
+    return JournalSweep(runtime.messages, runtime.clock, runtime.rules.journal.retention_period)
 
 
 def _start_heartbeat(runtime: Runtime, jobs: list[Background],

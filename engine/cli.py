@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from engine.cli_messages import add_messages_commands
 from engine.cli_staff import add_audit_command, add_staff_commands
 from engine.config import Settings
 from engine.errors import ConfigurationError, RejectedMessage, TransientFailure
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     _events_commands(sub)
     add_staff_commands(sub)
     add_audit_command(sub)
+    add_messages_commands(sub)
     return parser
 
 
@@ -135,9 +137,10 @@ def _configure_logging(level: str) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.bootstrap import build_runtime, run_components
+    from engine.bootstrap import RECEIVERS, build_runtime, run_components
 
-    runtime = build_runtime(settings)
+    # Only processes that receive messages journal them (and seal their payloads).
+    runtime = build_runtime(settings, needs_key=bool(args.components & RECEIVERS))
     log.info("portalbridge %s: database %s, rules %s", ",".join(sorted(args.components)),
              runtime.database.url.render_as_string(hide_password=True), settings.config_path)
     _run(run_components(runtime, args.components))
@@ -170,7 +173,8 @@ def _route_explain(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         raise ConfigurationError(f"{args.file}: cannot read ({exc.strerror})") from exc
     explain_settings, note = _explain_database(settings)
-    runtime = build_runtime(explain_settings, migrate_sqlite=explain_settings is not settings)
+    runtime = build_runtime(explain_settings, migrate_sqlite=explain_settings is not settings,
+                            needs_key=False)
     print(f"# {args.file} - dry run against {note}; nothing is stored")
     lines, accepted = explain_file(runtime, raw)
     print("\n".join(lines))
@@ -201,9 +205,12 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 def _outbox_list(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime, count_by_status, list_rows
 
-    database = build_runtime(settings).database
+    database = build_runtime(settings, needs_key=False).database
     counts = count_by_status(database)
-    print("outbox: " + ", ".join(f"{count} {status}" for status, count in counts.items()))
+    line, note = _outbox_counts(counts, settings.uses_embedded_broker)
+    print(line)
+    if note:
+        print(note, file=sys.stderr)
     status = "dead" if args.dead else args.status
     if status:
         print("id\tevent id\trouting key\tsubject\tsequence\tattempts\toccurred at\tlast error")
@@ -213,10 +220,28 @@ def _outbox_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _outbox_counts(counts: dict[str, int], embedded: bool) -> tuple[str, str]:
+    """The counts line, and what ``unrouted`` means here (on standard error): with the
+    embedded broker no queue is ever bound, so every published event is "unrouted" and that
+    is normal; with RabbitMQ it means nobody subscribes to those routing keys yet."""
+    unrouted = counts.get("unrouted", 0)
+    label = {"unrouted": "published with no queue bound"} if embedded else {}
+    line = "outbox: " + ", ".join(f"{n} {label.get(status, status)}" for status, n in counts.items())
+    if not unrouted:
+        return line, ""
+    if embedded:
+        return line, ("note: the embedded broker has no queues, so events are published with none "
+                      "bound: that is normal; `portalbridge events tail` shows them, and RabbitMQ "
+                      "(PORTALBRIDGE_BROKER_URL=amqp://...) delivers them to subscribers")
+    return line, (f"note: {unrouted} event(s) were confirmed by the broker with no queue bound for "
+                  "their routing key (nobody subscribes to them yet); bind a queue, then "
+                  "`portalbridge outbox replay --all-unrouted` sends them again")
+
+
 def _outbox_replay(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime, replay_outbox
 
-    database = build_runtime(settings).database
+    database = build_runtime(settings, needs_key=False).database
     count = replay_outbox(database, args.ids, all_dead=args.all_dead,
                           all_unrouted=args.all_unrouted)
     print(f"{count} outbox row(s) pending again; the relay publishes them with their event ids")
@@ -229,7 +254,9 @@ def _events_tail(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime, tail_events
     from engine.errors import TransientFailure
 
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, needs_key=False)
+    print(_tail_source(runtime.database.url.render_as_string(hide_password=True),
+                       settings.broker_url), file=sys.stderr, flush=True)
     try:
         tail_events(runtime.database, settings.broker_url, runtime.rules.events.source,
                     lambda line: print(line, flush=True), threading.Event(), last=args.last,
@@ -238,6 +265,20 @@ def _events_tail(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc.reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _tail_source(database: str, broker_url: str) -> str:
+    """Which database and broker ``events tail`` follows (standard error: standard output is
+    one CloudEvent a line)."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    from engine.broker import is_amqp_url
+
+    if is_amqp_url(broker_url):
+        return (f"events tail: subscribed to the exchange portalbridge.status on "
+                f"{maybe_sanitize_url(broker_url)} (a temporary queue: events published from now on)")
+    return (f"events tail: following the outbox of {database} (the embedded broker lives inside "
+            "the serve process; the events it published are read back from the outbox)")
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

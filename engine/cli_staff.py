@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from engine.bootstrap import Runtime
     from engine.staff import StaffEntry
 
-__all__ = ["add_audit_command", "add_staff_commands", "cli_actor"]
+__all__ = ["add_audit_command", "add_staff_commands", "audited", "cli_actor", "runtime_since"]
 
 _ROLES = ", ".join(f'"{role.value}"' for role in Role)
 
@@ -75,7 +75,7 @@ def cli_actor() -> str:
 
 
 @contextlib.contextmanager
-def _audited(runtime: Runtime, action: str, reason: str, detail: dict[str, str]) -> Iterator[None]:
+def audited(runtime: Runtime, action: str, reason: str, detail: dict[str, str]) -> Iterator[None]:
     """Write the command's audit entry: success, or refused with the refusal's reason.
     ``detail`` may be filled in by the command as it goes."""
     from engine.audit import AuditEntry
@@ -95,9 +95,9 @@ def _staff_add(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime
 
     roles = frozenset(Role.parse(text) for text in args.role)  # before touching the database
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, needs_key=False)
     detail = {"name": args.name[:100], "roles": _roles(roles)}
-    with _audited(runtime, "staff.add", args.reason, detail):
+    with audited(runtime, "staff.add", args.reason, detail):
         principal, token = runtime.staff.add(args.name, roles)
         detail["staff_id"] = principal.id
     print(f"added staff member {principal.name} (id {principal.id}) with roles: {_roles(roles)}.\n"
@@ -110,8 +110,8 @@ def _staff_add(args: argparse.Namespace, settings: Settings) -> int:
 def _staff_list(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime
 
-    runtime = build_runtime(settings)
-    with _audited(runtime, "staff.list", "", {}):
+    runtime = build_runtime(settings, needs_key=False)
+    with audited(runtime, "staff.list", "", {}):
         entries = runtime.staff.list()
     print("id\tname\troles\tcreated\trevoked")
     for entry in entries:
@@ -122,26 +122,32 @@ def _staff_list(args: argparse.Namespace, settings: Settings) -> int:
 def _staff_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime
 
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, needs_key=False)
     detail = {"staff": args.who[:100]}
-    with _audited(runtime, "staff.revoke", args.reason, detail):
+    with audited(runtime, "staff.revoke", args.reason, detail):
         entry = runtime.staff.revoke(args.who)
         detail.update(staff_id=entry.id, name=entry.name)
     print(f"revoked {entry.name} (id {entry.id}); its token no longer works")
     return 0
 
 
-def _audit(args: argparse.Namespace, settings: Settings) -> int:
+def runtime_since(args: argparse.Namespace, settings: Settings) -> tuple[Runtime, datetime | None]:
+    """For listing commands: ``--limit`` checked, the runtime (no key), ``--since`` read."""
     from engine.audit import parse_since
     from engine.bootstrap import build_runtime
 
     if args.limit < 1:
         raise RejectedMessage("--limit must be at least 1")
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, needs_key=False)
     try:
         since = parse_since(args.since, runtime.clock.now()) if args.since else None
     except ValueError as exc:
         raise RejectedMessage(str(exc)) from None
+    return runtime, since
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    runtime, since = runtime_since(args, settings)
     for record in runtime.audit.query(member_id=args.member, actor=args.actor,
                                       action=args.action, since=since, limit=args.limit):
         print(_audit_line(record))

@@ -34,7 +34,8 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
     samples = resources.files("engine") / "samples"
     config = settings.config_path if settings.config_path.exists() else Path(str(samples / "routing.yaml"))
     demo_settings = replace(settings, database_url=f"sqlite:///{folder / 'portalbridge.db'}",
-                            mllp_port=0, http_port=0, bind_host="127.0.0.1", config_path=config)
+                            mllp_port=0, http_port=0, bind_host="127.0.0.1", config_path=config,
+                            working_folder=folder)  # a generated key goes with the scratch data
     print(f"portalbridge demo: rules {config}, database {folder / 'portalbridge.db'}")
     runtime = build_runtime(demo_settings)
     token = _demo_staff(runtime)

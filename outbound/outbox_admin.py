@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,7 +14,7 @@ from engine.store.tables import outbox
 from outbound.outbox_store import COLUMNS, row_from
 from outbound.ports import OutboxRow
 
-__all__ = ["STATUSES", "count_by_status", "list_rows", "replay"]
+__all__ = ["STATUSES", "count_by_status", "list_rows", "oldest_pending", "replay"]
 
 #: pending: waiting for the relay; sent: confirmed by the broker; unrouted: confirmed, but no
 #: queue was bound for its routing key; dead: refused too often, waiting for a replay.
@@ -29,6 +30,17 @@ def count_by_status(engine: Engine) -> dict[str, int]:
     except SQLAlchemyError as exc:
         raise classify_store_error(exc) from exc
     return {status: found.get(status, 0) for status in STATUSES}
+
+
+def oldest_pending(engine: Engine) -> datetime | None:
+    """When the oldest event still waiting for the relay happened (None: nothing waits)."""
+    try:
+        with engine.connect() as conn:
+            found: datetime | None = conn.execute(
+                select(func.min(outbox.c.occurred_at)).where(outbox.c.status == "pending")).scalar()
+    except SQLAlchemyError as exc:
+        raise classify_store_error(exc) from exc
+    return found
 
 
 def list_rows(engine: Engine, status: str, limit: int = 100) -> list[OutboxRow]:

@@ -5,31 +5,36 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 
 from engine.audit import AuditLog
 from engine.domain.clock import Clock
+from engine.journal import JournalStore
+from engine.metrics import CONTENT_TYPE
 from engine.staff import StaffDirectory
 from inbound.http.auth import StaffAuth
 from inbound.http.fhir import FhirDependencies, fhir_router
 from inbound.http.mpi import mpi_router
-from inbound.http.workbench import audit_router
+from inbound.http.workbench import audit_router, messages_router
 from mpi.search import MpiSearch
 
 __all__ = ["create_app"]
 
 
 def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clock: Clock,
-               ready: Callable[[], dict[str, bool]], metrics: Callable[[], str], version: str,
-               fhir: FhirDependencies | None = None) -> FastAPI:
-    """The app for one process; ``ready`` names each dependency and whether it is up.
-    ``staff`` authenticates the bearer tokens of /mpi and /workbench; ``audit`` records what
-    staff did. With ``fhir`` the FHIR API is served under /fhir."""
+               ready: Callable[[], dict[str, bool]], metrics: Callable[[], bytes], version: str,
+               fhir: FhirDependencies | None = None, messages: JournalStore | None = None) -> FastAPI:
+    """The app for one process; ``ready`` names each dependency and whether it is up, and
+    ``metrics`` gives the Prometheus text. ``staff`` authenticates the bearer tokens of /mpi
+    and /workbench; ``audit`` records what staff did. With ``fhir`` the FHIR API is served
+    under /fhir; with ``messages`` the message journal under /workbench/messages."""
     app = FastAPI(title="portalbridge", version=version,
                   description="Patient-portal integration engine: MPI, FHIR and account APIs.")
     auth = StaffAuth(staff, audit)
     app.include_router(mpi_router(search, auth, audit))
     app.include_router(audit_router(auth, audit, clock))
+    if messages is not None:
+        app.include_router(messages_router(auth, messages, audit, clock))
     if fhir is not None:
         app.include_router(fhir_router(fhir, search, version))
 
@@ -45,9 +50,9 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
         status = 200 if all(checks.values()) else 503
         return JSONResponse({"ready": status == 200, "checks": checks}, status_code=status)
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    def prometheus_metrics() -> str:
-        """Counters in the Prometheus text format."""
-        return metrics()
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def prometheus_metrics() -> Response:
+        """Counters, gauges and histograms in the Prometheus text format."""
+        return Response(metrics(), media_type=CONTENT_TYPE)
 
     return app

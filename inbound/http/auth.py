@@ -27,7 +27,7 @@ from engine.audit import AuditEntry, AuditLog
 from engine.errors import TransientFailure
 from engine.staff import Role, StaffDirectory, StaffPrincipal
 
-__all__ = ["StaffAuth"]
+__all__ = ["StaffAuth", "audit_before_serving"]
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +90,12 @@ class StaffAuth:
                                           detail={"route": route}))
         except TransientFailure as exc:  # the 403 stands whether or not it could be written
             log.warning("audit entry of a refused request not written: %s", exc.reason)
+
+
+def audit_before_serving(audit: AuditLog, entry: AuditEntry) -> None:
+    """Write ``entry`` before data is served; a 503 (nothing served) when it cannot be."""
+    try:
+        audit.append(entry)
+    except TransientFailure:
+        raise HTTPException(503, "the audit log is unavailable; try again shortly",
+                            headers={"Retry-After": "5"}) from None

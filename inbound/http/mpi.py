@@ -14,9 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from engine.audit import AuditEntry, AuditLog
-from engine.errors import TransientFailure
 from engine.staff import Role, StaffPrincipal
-from inbound.http.auth import StaffAuth
+from inbound.http.auth import StaffAuth, audit_before_serving
 from mpi.search import MpiSearch
 
 __all__ = ["MPI_READERS", "mpi_router"]
@@ -59,7 +58,7 @@ def mpi_router(search: MpiSearch, auth: StaffAuth, audit: AuditLog) -> APIRouter
         else:
             raise HTTPException(400, "give identifier=AUTHORITY|VALUE, or family and birthdate")
         ids = [v.patient.id for v in views]
-        _audit(audit, AuditEntry(
+        audit_before_serving(audit, AuditEntry(
             actor=staff.actor, action="mpi.search", outcome="success",
             patient_id=ids[0] if len(ids) == 1 else None,
             detail={"by": by, "results": str(len(ids)), "patient_ids": ",".join(ids[:_MAX_AUDITED_IDS])}))
@@ -71,16 +70,9 @@ def mpi_router(search: MpiSearch, auth: StaffAuth, audit: AuditLog) -> APIRouter
         view = search.get(patient_id)
         if view is None:
             raise HTTPException(404, f"no patient {patient_id}")
-        _audit(audit, AuditEntry(actor=staff.actor, action="mpi.read", outcome="success",
+        audit_before_serving(audit, AuditEntry(actor=staff.actor, action="mpi.read", outcome="success",
                                  patient_id=view.patient.id))
         return view.to_dict()
 
     return router
 
-
-def _audit(audit: AuditLog, entry: AuditEntry) -> None:
-    try:
-        audit.append(entry)
-    except TransientFailure:
-        raise HTTPException(503, "the audit log is unavailable; try again shortly",
-                            headers={"Retry-After": "5"}) from None

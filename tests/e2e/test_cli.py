@@ -10,12 +10,14 @@ from sqlalchemy import func, select
 from engine.store.database import open_database
 from mpi.tables import source_records
 from tests.e2e.conftest import E2E, portalbridge
+from tests.fakes import TEST_SECRET_KEY
 from tests.unit.hl7.hl7_corpus import CORPUS
 
 
 def sqlite_env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PORTALBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'pb.db'}",
-            "PORTALBRIDGE_CONFIG": str(E2E / "corpus_rules.yaml"), "PORTALBRIDGE_LOG_LEVEL": "WARNING"}
+            "PORTALBRIDGE_CONFIG": str(E2E / "corpus_rules.yaml"), "PORTALBRIDGE_LOG_LEVEL": "WARNING",
+            "PORTALBRIDGE_SECRET_KEY": TEST_SECRET_KEY}
 
 
 def count_records(url: str) -> int:

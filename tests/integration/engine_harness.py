@@ -14,6 +14,7 @@ from engine.bootstrap import Runtime, build_runtime
 from engine.config import Settings
 from engine.staff import Role
 from inbound.mllp import MllpDecoder, frame
+from tests.fakes import TEST_SECRET_KEY
 
 
 @dataclass
@@ -30,7 +31,8 @@ class RunningEngine:
 @contextmanager
 def running_engine(database_url: str, rules_file: Path,
                    components: frozenset[str] = frozenset({"listen", "api"})) -> Iterator[RunningEngine]:
-    settings = Settings(database_url=database_url, config_path=rules_file, mllp_port=0, http_port=0)
+    settings = Settings(database_url=database_url, config_path=rules_file, mllp_port=0, http_port=0,
+                        secret_key=TEST_SECRET_KEY)
     runtime = build_runtime(settings)
     thread = EngineThread(runtime, components)
     thread.start()

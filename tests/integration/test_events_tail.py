@@ -118,12 +118,18 @@ def test_tail_subscribes_with_a_temporary_queue_on_rabbitmq(
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(e.event_id for e in events)
 
 
-def test_cli_lists_counts_and_dead_rows_replays_them_and_tails(
-        sqlite_file: str, rules_file: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def embedded_cli(sqlite_file: str, rules_file: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``portalbridge`` commands run through ``main`` on the SQLite file, embedded broker."""
     monkeypatch.setenv("PORTALBRIDGE_DATABASE_URL", sqlite_file)
     monkeypatch.setenv("PORTALBRIDGE_CONFIG", str(rules_file))
     monkeypatch.delenv("PORTALBRIDGE_BROKER_URL", raising=False)
+    return sqlite_file
+
+
+def test_cli_lists_counts_and_dead_rows_replays_them_and_tails(
+        embedded_cli: str, capsys: pytest.CaptureFixture[str]) -> None:
+    sqlite_file = embedded_cli
     database = open_database(sqlite_file)
     events = interleaved(3, 1)
     commit(database, events)
@@ -133,7 +139,7 @@ def test_cli_lists_counts_and_dead_rows_replays_them_and_tails(
                              "WHERE id <= 2")
     assert main(["outbox", "list", "--dead"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert listed[0] == "outbox: 1 pending, 0 sent, 0 unrouted, 2 dead"
+    assert listed[0] == "outbox: 1 pending, 0 sent, 0 published with no queue bound, 2 dead"
     assert [line.split("\t")[1] for line in listed[2:]] == [e.event_id for e in events[:2]]
     assert listed[2].endswith("the broker refused the message (basic.nack)")
     assert main(["outbox", "replay", events[0].event_id, "2"]) == 0
@@ -143,6 +149,27 @@ def test_cli_lists_counts_and_dead_rows_replays_them_and_tails(
     relay.pump()
     database.dispose()
     assert main(["events", "tail", "--last", "2", "--count", "2"]) == 0
-    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    captured = capsys.readouterr()
+    printed = [json.loads(line) for line in captured.out.splitlines()]
+    assert captured.err.startswith(f"events tail: following the outbox of {sqlite_file} (the "
+                                   "embedded broker lives inside the serve process")
     assert [event["id"] for event in printed] == [e.event_id for e in events[1:]]
     assert main(["outbox", "replay"]) == 1  # nothing named
+
+
+def test_outbox_list_says_events_with_no_queue_bound_are_normal_on_the_embedded_broker(
+        embedded_cli: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    database = open_database(embedded_cli)
+    commit(database, interleaved(2, 1))
+    relay = build_relay(database, "memory://", SystemClock(), "urn:portalbridge", RelayPolicy())
+    relay.pump()  # nothing is bound in the in-process broker: both are "unrouted"
+    database.dispose()
+    assert main(["outbox", "list"]) == 0
+    embedded = capsys.readouterr()
+    assert embedded.out == "outbox: 0 pending, 0 sent, 2 published with no queue bound, 0 dead\n"
+    assert "the embedded broker has no queues" in embedded.err and "normal" in embedded.err
+    monkeypatch.setenv("PORTALBRIDGE_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    assert main(["outbox", "list"]) == 0
+    rabbit = capsys.readouterr()
+    assert rabbit.out == "outbox: 0 pending, 0 sent, 2 unrouted, 0 dead\n"
+    assert "nobody subscribes to them yet" in rabbit.err and "--all-unrouted" in rabbit.err

@@ -25,7 +25,7 @@ def _explain(path: Path, database_url: str, folder: Path, monkeypatch: pytest.Mo
 
 def _records(database_url: str, folder: Path) -> int:
     runtime = build_runtime(Settings(database_url=database_url, config_path=folder / "routing.yaml"),
-                            migrate_sqlite=False)
+                            migrate_sqlite=False, needs_key=False)
     try:
         return record_rows(runtime)
     finally:

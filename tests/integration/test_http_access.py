@@ -25,6 +25,7 @@ from engine.store.database import open_database
 from engine.store.migrate import upgrade
 from engine.store.tables import metadata
 from tests.conftest import TEST_RULES_YAML
+from tests.fakes import TEST_SECRET_KEY
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # Starlette's TestClient suggests httpx2
@@ -34,6 +35,7 @@ STAFF_PREFIXES = ("/mpi", "/workbench", "/accounts")
 MPI_READERS = frozenset({Role.DIRECT_ENROLLMENT_USER, Role.MEMBER_ACCOUNT_MANAGER,
                          Role.ENROLLMENT_REQUEST_AGENT, Role.ENROLLMENT_EXCEPTION_AGENT})
 AUDIT_READERS = frozenset({Role.MEMBER_ACCOUNT_MANAGER})
+ADMINISTRATORS_ONLY: frozenset[Role] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ GUARDED = [
     Guarded("GET", "/mpi/patients", MPI_READERS, params={"identifier": "GHH|1"}),
     Guarded("GET", "/mpi/patients/{patient_id}", MPI_READERS, 404, path="/mpi/patients/nobody"),
     Guarded("GET", "/workbench/audit", AUDIT_READERS, params={"action": "staff.*", "since": "1h"}),
+    Guarded("GET", "/workbench/messages", ADMINISTRATORS_ONLY, params={"outcome": "AR", "since": "1h"}),
+    Guarded("GET", "/workbench/messages/{message_id}", ADMINISTRATORS_ONLY, 404,
+            path="/workbench/messages/999999"),
 ]
 
 
@@ -79,7 +84,8 @@ def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     folder = tmp_path_factory.mktemp("access")
     (folder / "routing.yaml").write_text(TEST_RULES_YAML, encoding="utf-8")
     url = _empty_database(request, folder)
-    runtime = build_runtime(Settings(database_url=url, config_path=folder / "routing.yaml"))
+    runtime = build_runtime(Settings(database_url=url, config_path=folder / "routing.yaml",
+                                     secret_key=TEST_SECRET_KEY))
     tokens = {role: runtime.staff.add(f"only-{role.name.lower()}", frozenset({role}))[1] for role in Role}
     revoked = runtime.staff.add("gone", frozenset(Role))[1]
     runtime.staff.revoke("gone")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from engine.store.tables import outbox
@@ -55,10 +56,20 @@ def test_sixteen_connections_at_once_are_grouped_into_fewer_commits(database_url
         assert record_count(engine) == 400
         stats = engine.runtime.committer.stats
         assert stats.messages == 400 and stats.commits < 400
-        metrics = httpx.get(f"{engine.http}/metrics").text
-        assert "portalbridge_messages_committed_total 400" in metrics
-        assert f"portalbridge_commits_total {stats.commits}" in metrics
-        assert "portalbridge_writer_busy_seconds_total " in metrics
+        metrics = httpx.get(f"{engine.http}/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+        found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                 for family in text_string_to_metric_families(metrics.text) for s in family.samples}
+        assert found[("portalbridge_messages_committed_total", ())] == 400
+        assert found[("portalbridge_commits_total", ())] == stats.commits
+        assert found[("portalbridge_writer_busy_seconds_total", ())] > 0
+        assert found[("portalbridge_inbound_messages_total", (("channel", "mllp"), ("code", "AA")))] == 400
+        # the histogram counts the same commits, and its sum the same messages
+        assert found[("portalbridge_commit_group_size_count", ())] == stats.commits
+        assert found[("portalbridge_commit_group_size_sum", ())] == 400
+        assert found[("portalbridge_commit_duration_seconds_count", ())] == stats.commits
+        assert found[("portalbridge_outbox_rows", (("status", "pending"),))] == 400
+        assert found[("portalbridge_mllp_connections", ())] == 0
 
 
 def test_one_bad_message_in_a_group_does_not_cost_the_others(database_url: str, rules_file: Path) -> None:

@@ -18,7 +18,7 @@ def test_a_relay_process_touches_its_heartbeat_file_while_alive(
     alive = tmp_path / "alive"
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'pb.db'}", config_path=rules_file,
                         heartbeat_file=alive)
-    with EngineThread(build_runtime(settings), frozenset({"relay"})) as thread:
+    with EngineThread(build_runtime(settings, needs_key=False), frozenset({"relay"})) as thread:
         deadline = time.monotonic() + 10
         while not alive.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -33,7 +33,7 @@ def test_a_topology_clash_stops_the_relay_process_with_a_configuration_error(
     channel.exchange_declare("portalbridge.status", "direct", durable=True)  # not ours
     settings = replace(Settings(database_url=postgres_url, config_path=rules_file),
                        broker_url=amqp_url)
-    thread = EngineThread(build_runtime(settings), frozenset({"relay"}))
+    thread = EngineThread(build_runtime(settings, needs_key=False), frozenset({"relay"}))
     try:
         thread.start()
         thread.join(20)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +16,12 @@ from engine.bootstrap import build_runtime
 from engine.broker import DEAD_LETTER_QUEUE, HL7_QUEUE, DeadLetterHeaders
 from engine.config import Settings
 from engine.errors import EngineError, TransientFailure
+from engine.journal import JournalEntry, JournalQuery
 from engine.store.database import open_database
 from engine.store.migrate import upgrade
 from inbound.amqp_worker import Hl7QueueWorker, WorkerPolicy
 from tests.conftest import POSTGRES_ADMIN_URL
+from tests.fakes import TEST_SECRET_KEY
 from tests.integration.conftest import rabbitmqctl
 from tests.integration.engine_harness import adt, msa
 from tests.integration.relay_support import Downstream, schema_for
@@ -27,11 +30,22 @@ from tests.integration.relay_support import Downstream, schema_for
 @pytest.fixture
 def engine_thread(pg_engine: Engine, postgres_url: str, amqp_url: str,
                   rules_file: Path) -> Iterator[EngineThread]:
-    settings = Settings(database_url=postgres_url, broker_url=amqp_url, config_path=rules_file)
+    settings = Settings(database_url=postgres_url, broker_url=amqp_url, config_path=rules_file,
+                        secret_key=TEST_SECRET_KEY)
     thread = EngineThread(build_runtime(settings), frozenset({"worker", "relay"}))
     with thread:
         yield thread
     thread.runtime.database.dispose()
+
+
+def journaled(thread: EngineThread, control_id: str, count: int) -> list[JournalEntry]:
+    """The journal's entries of ``control_id``, oldest first, once ``count`` are written."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = thread.runtime.messages.query(JournalQuery(control_id=control_id), payloads=True)
+        if len(found) >= count or time.monotonic() > deadline:
+            return [record.entry for record in reversed(found)]
+        time.sleep(0.05)
 
 
 def ask(downstream: Downstream, body: bytes, correlation_id: str) -> str:
@@ -57,6 +71,10 @@ def test_an_hl7_message_is_applied_answered_and_announced(
     assert msa(second.body)[1] == "AA" and second.properties.correlation_id == "req-2"
     assert downstream.take(events, 1, timeout=1.0) == []
     assert downstream.count(HL7_QUEUE) == 0 and downstream.count(DEAD_LETTER_QUEUE) == 0
+    first_entry, resend = journaled(engine_thread, "W-1", 2)
+    assert (first_entry.channel, first_entry.outcome, resend.outcome) == ("amqp", "AA", "AA")
+    assert first_entry.payload == adt("W-1", "MRN-W1") and first_entry.response == reply.body
+    assert (first_entry.effects["status"], resend.effects["status"]) == ("applied", "duplicate")
 
 
 def test_poison_messages_end_in_the_dead_letter_queue_with_their_reason(
@@ -77,6 +95,9 @@ def test_poison_messages_end_in_the_dead_letter_queue_with_their_reason(
     assert msa(downstream.take(first, 1)[0].body)[1] == "AR"
     assert msa(downstream.take(second, 1)[0].body)[1] == "AR"
     assert downstream.count(HL7_QUEUE) == 0
+    [refused] = journaled(engine_thread, "W-2", 1)
+    assert (refused.channel, refused.outcome, refused.error_code) == ("amqp", "AR", "200")
+    assert refused.payload == oru
 
 
 @pytest.fixture
@@ -104,7 +125,8 @@ def test_a_database_outage_pauses_consumption_instead_of_dead_lettering(
         downstream: Downstream) -> None:
     name, admin = own_database
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    settings = Settings(database_url=url, broker_url=amqp_url, config_path=rules_file)
+    settings = Settings(database_url=url, broker_url=amqp_url, config_path=rules_file,
+                        secret_key=TEST_SECRET_KEY)
     with EngineThread(build_runtime(settings), frozenset({"worker"})):
         with admin.connect() as conn:  # the database goes away
             conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
@@ -145,7 +167,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_by_the_delivery_limit(
 
 
 def test_the_worker_needs_rabbitmq(postgres_url: str, rules_file: Path) -> None:
-    settings = Settings(database_url=postgres_url, config_path=rules_file)
+    settings = Settings(database_url=postgres_url, config_path=rules_file, secret_key=TEST_SECRET_KEY)
     thread = EngineThread(build_runtime(settings), frozenset({"worker"}))
     thread.start()
     with pytest.raises(RuntimeError, match="PORTALBRIDGE_BROKER_URL"):

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from inbound.http.workbench.audit import AUDIT_READERS, audit_router
+from inbound.http.workbench.messages import MESSAGE_READERS, messages_router
 
-__all__ = ["AUDIT_READERS", "audit_router"]
+__all__ = ["AUDIT_READERS", "MESSAGE_READERS", "audit_router", "messages_router"]

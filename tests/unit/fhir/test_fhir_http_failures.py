@@ -33,7 +33,7 @@ def _client(apply: Callable[[Command], Any]) -> TestClient:
 
     deps = FhirDependencies(apply=apply, rules=fhir_rules(), ids=SequentialIds(), clock=SystemClock())
     app = create_app(search=MpiSearch(no_database), staff=InMemoryStaffDirectory(), audit=InMemoryAuditLog(),
-                     clock=SystemClock(), ready=dict, metrics=str, version="test", fhir=deps)
+                     clock=SystemClock(), ready=dict, metrics=bytes, version="test", fhir=deps)
     return TestClient(app)
 
 
