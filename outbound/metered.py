@@ -44,12 +44,12 @@ class MeteredPublisher(StatusPublisher):
     def publish(self, messages: Sequence[OutgoingMessage]) -> PublishReport:
         report = self._inner.publish(messages)
         counts, now = self.counts, self._clock.now()
-        counts.published += len(messages)
         for message, result in zip(messages, report.results, strict=False):
-            name = _FIELD[result]
-            setattr(counts, name, getattr(counts, name) + 1)
             if result in (Delivery.CONFIRMED, Delivery.UNROUTABLE):
                 self._observe_lag((now - message.timestamp).total_seconds())
+            name = _FIELD[result]
+            setattr(counts, name, getattr(counts, name) + 1)
+        counts.published += len(messages)
         return report
 
     def open(self) -> None:

@@ -7,6 +7,7 @@ Workbench routes and the ``portalbridge messages`` commands.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -237,3 +238,37 @@ def test_the_retention_sweep_deletes_only_what_is_older_than_the_retention(
     finally:
         runtime.database.dispose()
     assert kept == ["old-1", "old-29"]
+
+
+def test_a_listener_without_the_api_serves_metrics_on_its_own_port_and_sweeps_at_start(
+        database_url: str, tmp_path: Path) -> None:
+    rules = rules_file(tmp_path, retention="7d")
+    old = build_runtime(Settings(database_url=database_url, config_path=rules,
+                                 secret_key=TEST_SECRET_KEY))
+    old.committer.start()
+    old.journal.defer(JournalEntry(channel="mllp", sender="EMR^GHH", control_id="ancient",
+                                   message_type="ADT^A08", outcome="AA",
+                                   received_at=old.clock.now() - timedelta(days=8)))
+    old.committer.stop()
+    old.database.dispose()
+    with running_engine(database_url, rules, frozenset({"listen", "relay"}), metrics_port=0) as engine:
+        mllp = MllpConnection(engine.mllp_port)
+        mllp.exchange(adt("J-M", "107"))
+        port = engine.runtime.bound_ports["metrics"]
+        deadline = time.monotonic() + 10
+        while True:  # the relay publishes the event to the in-process broker
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            # (one scrape reads the lag histogram before the relay's counts: wait for both)
+            done = "portalbridge_relay_published_total 1.0" in metrics and \
+                "portalbridge_relay_lag_seconds_count 1.0" in metrics
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        mllp.close()
+        engine.runtime.committer.stop()
+        controls = [r.entry.control_id for r in engine.runtime.messages.query(JournalQuery())]
+    assert 'portalbridge_inbound_messages_total{channel="mllp",code="AA"} 1.0' in metrics
+    assert "portalbridge_relay_published_total 1.0" in metrics
+    assert 'portalbridge_relay_results_total{result="unroutable"} 1.0' in metrics  # none bound
+    assert "portalbridge_relay_lag_seconds_count 1.0" in metrics
+    assert controls == ["J-M"]  # the 8-day-old entry went with the sweep at start

@@ -70,3 +70,18 @@ def test_a_process_without_the_key_says_why_it_cannot_seal() -> None:
         sealer.seal(MESSAGE, b"payload")
     with pytest.raises(ConfigurationError, match="PORTALBRIDGE_SECRET_KEY"):
         sealer.open(MESSAGE, b"payload")
+
+
+def test_the_key_and_metrics_settings_are_read_from_the_environment(tmp_path: Path) -> None:
+    from engine.config import Settings
+
+    default = Settings.from_environment({}, cwd=tmp_path)
+    assert (default.secret_key, default.secret_key_file, default.metrics_port) == (None, None, None)
+    assert default.working_folder == tmp_path
+    custom = Settings.from_environment({"PORTALBRIDGE_SECRET_KEY": TEST_SECRET_KEY,
+                                        "PORTALBRIDGE_SECRET_KEY_FILE": "/run/secrets/pb",
+                                        "PORTALBRIDGE_METRICS_PORT": "9102"}, cwd=tmp_path)
+    assert (custom.secret_key, custom.secret_key_file, custom.metrics_port) == (
+        TEST_SECRET_KEY, Path("/run/secrets/pb"), 9102)
+    with pytest.raises(ConfigurationError, match="PORTALBRIDGE_METRICS_PORT"):
+        Settings.from_environment({"PORTALBRIDGE_METRICS_PORT": "ninety"}, cwd=tmp_path)
