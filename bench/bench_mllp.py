@@ -10,7 +10,13 @@ same ~1.3 KB ADT^A08 messages with distinct control ids and MRNs. Rows:
 - ``pg commit/msg``: raw psycopg, one INSERT + COMMIT per message on one connection per
   client connection: what a naive engine that commits each message alone can reach.
 - ``portalbridge listen``: the engine in its own process (``portalbridge listen``), every
-  ACK sent only after its message's transaction committed (group commit across connections).
+  ACK sent only after its message's transaction committed (group commit across connections),
+  once per message-journal setting (``--journal``, default ``off,encrypt``): ``off``
+  (``journal.enabled: false``, the reference), ``encrypt`` (the default: every message and
+  its ACK sealed with AES-GCM in the same commit) and ``keep`` (stored as received). Each
+  setting runs in its own process on the same database, the settings taking turns
+  (``--rounds``); ``cpu ms/msg`` is the engine process's own CPU time per message, which a
+  busy shared machine disturbs far less than the rates.
 
 The engine runs in a subprocess so the load generator does not share its interpreter; on
 this 2-core machine the engine, PostgreSQL and the client still share the cores, so the
@@ -21,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -161,18 +169,23 @@ def raw_commits(url: str, count: int, connections: int) -> tuple[float, float, f
 class Engine:
     """``portalbridge listen`` in a subprocess on a throwaway PostgreSQL database."""
 
-    def __init__(self, url: str, folder: Path, profile: Path | None) -> None:
-        rules = folder / "routing.yaml"
-        rules.write_text(RULES)
+    def __init__(self, url: str, folder: Path, profile: Path | None, journal: str = "encrypt") -> None:
+        rules = folder / f"routing-{journal}.yaml"
+        setting = "{enabled: false}" if journal == "off" else f"{{payloads: {journal}}}"
+        rules.write_text(RULES + f"journal: {setting}\n")
         self.port = free_port()
+        key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         env = {**os.environ, "PORTALBRIDGE_DATABASE_URL": url, "PORTALBRIDGE_CONFIG": str(rules),
-               "PORTALBRIDGE_MLLP_PORT": str(self.port), "PORTALBRIDGE_LOG_LEVEL": "WARNING"}
+               "PORTALBRIDGE_MLLP_PORT": str(self.port), "PORTALBRIDGE_LOG_LEVEL": "WARNING",
+               "PORTALBRIDGE_SECRET_KEY": key}
         script = str(Path(sys.executable).with_name("portalbridge"))
         subprocess.run([script, "db", "upgrade"], env=env, check=True, capture_output=True)
-        command = [script, "listen"]
-        if profile is not None:
-            command = ["py-spy", "record", "-o", str(profile), "-f", "speedscope", "--", *command]
-        self.process = subprocess.Popen(command, env=env)
+        self.process = subprocess.Popen([script, "listen"], env=env)
+        self.profiler: subprocess.Popen[bytes] | None = None
+        if profile is not None:  # attached, so that a SIGINT makes it write the file
+            self.profiler = subprocess.Popen(["py-spy", "record", "-o", str(profile), "-f",
+                                              "speedscope", "--threads", "--pid",
+                                              str(self.process.pid)])
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -182,11 +195,53 @@ class Engine:
                 time.sleep(0.1)
         raise RuntimeError("portalbridge listen did not start")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the engine process so far (Linux ``/proc``)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)
+            self.profiler.wait(60)
         self.process.terminate()
         self.process.wait(30)
 
 
+Row = tuple[str, int, tuple[float, float, float], float | None]
+
+
+def run_engine(url: str, folder: Path, args: argparse.Namespace, journal: str,
+               connections: int) -> tuple[tuple[float, float, float], float]:
+    """One run: a fresh engine process with this journal setting, warmed up, then measured;
+    its figures and the engine's CPU time per message (ms, user + system)."""
+    engine = Engine(url, folder, args.profile, journal)
+    try:
+        run = uuid.uuid4().hex[:6]  # fresh control ids and MRNs: every message is applied
+        drive(engine.port, messages(200, f"w{run}"), 4)  # connections, caches
+        frames = messages(args.messages, f"r{run}")
+        cpu = engine.cpu_seconds()
+        measured = drive(engine.port, frames, connections)
+        return measured, (engine.cpu_seconds() - cpu) * 1000 / len(frames)
+    finally:
+        engine.stop()
+
+
+def engine_rows(url: str, folder: Path, args: argparse.Namespace, journals: list[str],
+                connections: int) -> list[Row]:
+    """One row per journal setting: the median of ``--rounds`` runs (by rate, and the median
+    CPU per message), the settings taking turns in alternating order so that a drifting
+    machine favours none of them."""
+    runs: dict[str, list[tuple[tuple[float, float, float], float]]] = {j: [] for j in journals}
+    for number in range(args.rounds):
+        for journal in journals if number % 2 == 0 else reversed(journals):
+            runs[journal].append(run_engine(url, folder, args, journal, connections))
+    rows: list[Row] = []
+    for journal, found in runs.items():
+        middle = len(found) // 2
+        rows.append((f"portalbridge listen, journal {journal}", connections,
+                     sorted(f for f, _cpu in found)[middle], sorted(c for _f, c in found)[middle]))
+    return rows
 
 
 def main() -> None:
@@ -194,35 +249,37 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4000, help="messages per row (default 4000)")
     parser.add_argument("--connections", default="1,16", help="comma-separated (default 1,16)")
     parser.add_argument("--profile", type=Path, help="record the engine with py-spy into this file")
+    parser.add_argument("--journal", default="off,encrypt",
+                        help="message-journal settings to run the engine with: off, encrypt, keep "
+                             "(comma-separated; default off,encrypt)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each journal setting, in alternating order; each row is "
+                             "then the median run (default 1)")
     args = parser.parse_args()
     counts = [int(c) for c in args.connections.split(",")]
+    journals = args.journal.split(",")
     url, drop = create_database("pb_bench")
-    rows: list[tuple[str, int, tuple[float, float, float]]] = []
+    rows: list[Row] = []
     try:
         port, stop_echo = echo_server()
         for connections in counts:
             frames = messages(args.messages, "e")
-            rows.append(("mllp echo (no work)", connections, drive(port, frames, connections)))
+            rows.append(("mllp echo (no work)", connections, drive(port, frames, connections), None))
         stop_echo()
         for connections in counts:
             rows.append(("pg commit/msg (raw psycopg)", connections,
-                         raw_commits(url, args.messages, connections)))
+                         raw_commits(url, args.messages, connections), None))
         with tempfile.TemporaryDirectory() as folder:
-            engine = Engine(url, Path(folder), args.profile)
-            try:
-                drive(engine.port, messages(200, "warm"), 4)  # connections, caches, JIT-free warm-up
-                for connections in counts:
-                    frames = messages(args.messages, f"r{connections}")
-                    rows.append(("portalbridge listen", connections, drive(engine.port, frames, connections)))
-            finally:
-                engine.stop()
+            for connections in counts:
+                rows += engine_rows(url, Path(folder), args, journals, connections)
     finally:
         drop()
     print(f"\n{args.messages} ADT^A08 messages of {len(messages(1, 'x')[0])} bytes per row, "
-          f"PostgreSQL, {os.cpu_count()} cores\n")
-    print(f"{'path':<30} {'conns':>5} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, connections, (rate, p50, p99) in rows:
-        print(f"{name:<30} {connections:>5} {rate:>9,.0f} {p50:>8.2f} {p99:>8.2f}")
+          f"PostgreSQL, {os.cpu_count()} cores; engine rows: median of {args.rounds} run(s)\n")
+    print(f"{'path':<38} {'conns':>5} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/msg':>11}")
+    for name, connections, (rate, p50, p99), cpu in rows:
+        shown = f"{cpu:>11.3f}" if cpu is not None else f"{'':>11}"
+        print(f"{name:<38} {connections:>5} {rate:>9,.0f} {p50:>8.2f} {p99:>8.2f} {shown}")
 
 
 if __name__ == "__main__":
