@@ -26,6 +26,7 @@ from engine.config import Settings
 from engine.domain.clock import Clock, IdSource, RandomIds, SystemClock
 from engine.errors import ConfigurationError
 from engine.handlers import MessageBus
+from engine.limits import check_command
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
 from engine.store.database import is_sqlite, open_database
@@ -282,6 +283,7 @@ def _stop_on_signals() -> asyncio.Event:
 
 def dry_run(runtime: Runtime, command: Command) -> Outcome:
     """Apply ``command`` in a transaction that is rolled back: real effects, none kept."""
+    check_command(command)
     try:
         with SqlUnitOfWork(runtime.database) as uow:
             runtime.bus.prefetch([command], uow)

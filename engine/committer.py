@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from engine.commands import Command, Outcome
 from engine.errors import EngineError, RejectedMessage, StoreUnavailable, TransientFailure
 from engine.handlers import MessageBus
+from engine.limits import check_command
 from engine.uow import UnitOfWork
 
 __all__ = ["CommitStats", "GroupCommitter"]
@@ -170,6 +171,8 @@ class GroupCommitter:
         for job in batch:
             if job.work is not None:
                 self._prepare(job)
+            if job.command is not None and job.error is None:
+                job.error = _storable(job.command)
         ready = [job for job in batch if job.command is not None and job.error is None]
         applied = dict(zip((id(job) for job in ready), self._process(ready), strict=True)) if ready else {}
         return [applied.get(id(job), (None, job.error)) for job in batch]
@@ -252,6 +255,16 @@ class GroupCommitter:
 
 
 Answer = tuple[Any, BaseException | None]
+
+
+def _storable(command: Command) -> RejectedMessage | None:
+    """The refusal of a command holding a value the store cannot hold, before any SQL runs:
+    such a command is answered alone and never spoils its group."""
+    try:
+        check_command(command)
+    except RejectedMessage as exc:
+        return exc
+    return None
 
 
 def _complete(job: _Job, result: Result) -> Answer:

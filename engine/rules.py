@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import ConfigurationError
+from engine.limits import SENDER_CHARS
+from mpi.limits import AUTHORITY_CHARS, FACILITY_CHARS
 
 __all__ = [
     "EVENT_TYPES",
@@ -66,10 +68,11 @@ def _as_codes(value: Any) -> Any:
 class Facility(_Strict):
     """A facility that sends patient data, and how much its demographics are trusted."""
 
-    code: Annotated[str, Field(min_length=1, max_length=64)]
+    code: Annotated[str, Field(min_length=1, max_length=FACILITY_CHARS)]
     name: str = ""
     tier: Annotated[int, Field(ge=0)]
-    assigning_authority: str = ""  # used when an identifier names no authority
+    # used when an identifier names no authority
+    assigning_authority: Annotated[str, Field(max_length=AUTHORITY_CHARS)] = ""
     aliases: tuple[str, ...] = ()  # other MSH-4 values or FHIR identifiers for this facility
 
     @property
@@ -128,7 +131,7 @@ class Authority(_Strict):
     authority, so the same MRN sent as HL7 and as FHIR finds the same patient.
     """
 
-    code: Annotated[str, Field(min_length=1, max_length=200)]
+    code: Annotated[str, Field(min_length=1, max_length=AUTHORITY_CHARS)]
     aliases: tuple[str, ...] = ()
 
 
@@ -139,7 +142,8 @@ class FhirClient(_Strict):
     fast hash is enough; they are compared in constant time).
     """
 
-    name: Annotated[str, Field(min_length=1)]
+    # Its writes are stored under the sender "fhir:<name>".
+    name: Annotated[str, Field(min_length=1, max_length=SENDER_CHARS - len("fhir:"))]
     token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     facility: str
 

@@ -11,6 +11,7 @@ the HTTP API and the events all need the same shape.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from functools import cached_property
@@ -153,8 +154,14 @@ class Demographics:
 
     @cached_property
     def json_text(self) -> str:
-        """``to_dict()`` as compact JSON text, cached."""
-        return orjson.dumps(self._json_dict).decode()
+        """``to_dict()`` as compact JSON text, cached. A lone surrogate raises
+        ``UnicodeEncodeError``, as any UTF-8 encoder would (orjson's own error is a bare
+        ``TypeError``, which would look like a bug)."""
+        try:
+            return orjson.dumps(self._json_dict).decode()
+        except TypeError:
+            json.dumps(self._json_dict, ensure_ascii=False).encode("utf-8")
+            raise
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Demographics:

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, text
 
+from engine.limits import (
+    CHANNEL_CHARS,
+    CONTROL_ID_CHARS,
+    CORRELATION_ID_CHARS,
+    EVENT_ID_CHARS,
+    MESSAGE_TYPE_CHARS,
+    OUTBOX_STATUS_CHARS,
+    OUTCOME_CHARS,
+    ROUTING_KEY_CHARS,
+    SENDER_CHARS,
+    SUBJECT_CHARS,
+)
 from mpi.tables import UtcDateTime, metadata
 
 __all__ = ["inbound_messages", "metadata", "outbox"]
@@ -11,11 +23,11 @@ __all__ = ["inbound_messages", "metadata", "outbox"]
 #: Every committed inbound message, so a resend is acknowledged without applying it twice.
 inbound_messages = Table(
     "inbound_messages", metadata,
-    Column("sender", String(200), primary_key=True),
-    Column("control_id", String(200), primary_key=True),
-    Column("channel", String(16), nullable=False),
-    Column("message_type", String(32), nullable=False),
-    Column("outcome", String(16), nullable=False),
+    Column("sender", String(SENDER_CHARS), primary_key=True),
+    Column("control_id", String(CONTROL_ID_CHARS), primary_key=True),
+    Column("channel", String(CHANNEL_CHARS), nullable=False),
+    Column("message_type", String(MESSAGE_TYPE_CHARS), nullable=False),
+    Column("outcome", String(OUTCOME_CHARS), nullable=False),
     Column("patient_ids", Text, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
 )
@@ -27,14 +39,14 @@ _WAITING = "status = 'pending' AND next_attempt_at IS NOT NULL"
 outbox = Table(
     "outbox", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("event_id", String(36), nullable=False, unique=True),
-    Column("routing_key", String(64), nullable=False),
-    Column("subject", String(64), nullable=False),
+    Column("event_id", String(EVENT_ID_CHARS), nullable=False, unique=True),
+    Column("routing_key", String(ROUTING_KEY_CHARS), nullable=False),
+    Column("subject", String(SUBJECT_CHARS), nullable=False),
     Column("sequence", Integer, nullable=False),
-    Column("correlation_id", String(200), nullable=False),
+    Column("correlation_id", String(CORRELATION_ID_CHARS), nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("data", Text, nullable=False),
-    Column("status", String(8), nullable=False, server_default="pending"),
+    Column("status", String(OUTBOX_STATUS_CHARS), nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcDateTime, nullable=True),
     Column("last_error", Text, nullable=True),

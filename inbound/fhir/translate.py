@@ -24,8 +24,10 @@ from urllib.parse import parse_qsl
 from engine.commands import MessageOrigin, RecordLink, SavePatientResource
 from engine.rules import Facility, FhirClient, RoutingRules
 from inbound.fhir import datatypes as dt
+from inbound.fhir.checks import check_identifier
 from inbound.fhir.errors import FhirError
 from inbound.fhir.facility import sending_facility
+from mpi.limits import AUTHORITY_CHARS, IDENTIFIER_VALUE_CHARS, RECORD_ID_CHARS, value_problem
 from mpi.model import Demographics, Identifier, RecordKey
 
 __all__ = ["MOTHERS_MAIDEN_NAME", "WriteRequest", "conditional_identifiers", "demographics",
@@ -73,6 +75,9 @@ def demographics(data: dict[str, Any], facility: Facility, rules: RoutingRules,
     """The demographics a Patient states, and the key of the facility's record."""
     candidates = [(dt.identifier(i, facility.default_authority, rules.canonical_authority),
                    i.get("use", "")) for i in data.get("identifier") or ()]
+    for number, (identifier, _) in enumerate(candidates):
+        if identifier is not None:
+            check_identifier(identifier, f"{path}.identifier[{number}]")
     identifiers = dt.unique(i for i, _ in candidates)
     primary = _primary([(i, use) for i, use in candidates if i is not None], path)
     telecoms = dt.unique(dt.telecom(t) for t in data.get("telecom") or ())
@@ -125,7 +130,7 @@ def _links(data: dict[str, Any], path: str, resolve: Resolve) -> tuple[RecordLin
             continue  # refer / seealso: informational, nothing to merge
         reference = (link.get("other") or {}).get("reference")
         target = resolve(reference) if isinstance(reference, str) else None
-        if target is None:
+        if target is None or value_problem(target, RECORD_ID_CHARS) is not None:
             raise FhirError(422, f"a '{kind}' link must reference a Patient of this server "
                             "(Patient/<id>, or a urn:uuid of a Patient entry in the same "
                             "transaction)", f"{path}.link[{number}].other", code="not-supported")
@@ -150,5 +155,11 @@ def conditional_identifiers(query: str, rules: RoutingRules, where: str) -> tupl
                             "identifier=system|value (repeat with & for several)", where,
                             code="not-supported")
         system = system.removeprefix(dt.AUTHORITY_SYSTEM)
-        found.append(Identifier(code.strip(), rules.canonical_authority(system.strip())))
+        identifier = Identifier(code.strip(), rules.canonical_authority(system.strip()))
+        if (value_problem(identifier.value, IDENTIFIER_VALUE_CHARS)
+                or value_problem(identifier.authority, AUTHORITY_CHARS)):
+            raise FhirError(400, "the condition names an identifier the patient index cannot "
+                            "hold (too long, or a character that cannot be stored)", where,
+                            code="value")
+        found.append(identifier)
     return tuple(found)

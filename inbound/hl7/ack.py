@@ -30,7 +30,8 @@ _ERROR_TEXT = {
     "205": "Duplicate key identifier", "206": "Application record locked",
     "207": "Application internal error",
 }
-_LOCATION = re.compile(r"^([A-Z0-9]{3})(?:-(\d+)(?:\.(\d+))?)?$")
+#: ``PID-7``, ``MSH-9.2``, ``PID-3(2).4.1`` (repetition 2), ``PID(2)-3(1).1`` (second PID).
+_LOCATION = re.compile(r"^([A-Z0-9]{3})(?:\((\d+)\))?(?:-(\d+)(?:\((\d+)\))?(?:\.(\d+)(?:\.(\d+))?)?)?$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,12 +101,13 @@ def _err_segment(error: EngineError, d: Delimiters, esc: Escape, version: str) -
 
 
 def _location_parts(location: str | None) -> list[str]:
-    """``PID-7`` -> segment^sequence^field^repetition^component (HL7 ERL data type)."""
+    """``PID-3(2).4.1`` -> segment^sequence^field^repetition^component^sub-component (ERL)."""
     match = _LOCATION.match(location or "")
     if match is None:
         return []
-    segment, field_, component = match.groups()
-    return [segment, "1", field_ or "", "1" if field_ else "", component or ""]
+    segment, sequence, field_, repetition, component, sub = match.groups()
+    return [segment, sequence or "1", field_ or "", repetition or ("1" if field_ else ""),
+            component or "", sub or ""]
 
 
 def _before_v25(version: str) -> bool:

@@ -21,6 +21,7 @@ from inbound.hl7.ack import AckParts, ack_codes, build_ack
 from inbound.hl7.batch import Batch, split_stream
 from inbound.hl7.charset import decode_message
 from inbound.hl7.header import Header, control_id_of, read_header
+from inbound.hl7.limits import check_header, check_text
 from inbound.hl7.reader import Delimiters, Er7Error, Er7Message, parse
 from inbound.hl7.translate import translate
 from inbound.mllp import OversizeFrame
@@ -72,6 +73,9 @@ def prepare(text: str, encoding: str, router: Router,
             raise UnroutableMessage(route.reason, "MSH-9", code="200")
         if route.action is Action.IGNORE:
             return replace(read, decision=decision, note=_ignored(decision))
+        # Only a message that will be stored must fit the store (an ignored one is not).
+        check_header(header)
+        check_text(message, text)
         if route.strict and validate is not None:
             validate(message.to_er7())
         return replace(read, decision=decision, command=translate(message, header, decision))
@@ -220,9 +224,10 @@ class Hl7Receiver:
         elif isinstance(error, TransientFailure):
             log.warning("AE %s %s from %s: %s", kind, prepared.control_id, sender, error.reason)
         else:
+            # Code and place only: the reason may quote the message, and the ACK carries it.
             where = getattr(error, "location", None) or "-"
-            log.info("AR %s %s from %s at %s: %s", kind, prepared.control_id, sender, where,
-                     error.reason)
+            log.info("AR %s %s from %s at %s: %s %s", kind, prepared.control_id, sender, where,
+                     getattr(error, "hl7_error_code", "-"), type(error).__name__)
 
 
 def _unreadable(text: str, error: EngineError) -> Prepared:

@@ -24,6 +24,7 @@ from engine.routing import RouteDecision
 from engine.rules import Action, Facility
 from inbound.hl7 import datatypes
 from inbound.hl7.header import Header
+from inbound.hl7.limits import check_identifier, segment_label
 from inbound.hl7.reader import HL7_NULL, Element, Er7Message, Segment
 from mpi.model import Demographics, DemographicsUpdate, Identifier, RecordKey
 
@@ -72,33 +73,41 @@ def translate(message: Er7Message, header: Header, decision: RouteDecision) -> C
 def _pid_mrg_groups(message: Er7Message,
                     facility: _Source) -> Iterator[tuple[RecordKey, DemographicsUpdate, RecordKey]]:
     """Every PID with the MRG that follows it (A40 and A47 may carry several groups)."""
-    groups: list[tuple[Segment, Segment | None]] = []
+    groups: list[tuple[Segment, Segment | None, int]] = []
+    mrgs = 0
     for segment in message.segments:
         if segment.name == "PID":
-            groups.append((segment, None))
-        elif segment.name == "MRG" and groups:
-            pid, mrg = groups[-1]
+            groups.append((segment, None, 0))
+        elif segment.name == "MRG":
+            mrgs += 1
+            if not groups:
+                continue
+            pid, mrg, _ = groups[-1]
             if mrg is not None:
                 raise InvalidMessage(f"patient group {len(groups)} has two MRG segments", "MRG")
-            groups[-1] = (pid, segment)
+            groups[-1] = (pid, segment, mrgs)
     if not groups:
         raise InvalidMessage("the message has no PID segment", "PID")
-    for number, (pid, mrg) in enumerate(groups, start=1):
+    for number, (pid, mrg, mrg_number) in enumerate(groups, start=1):
         if mrg is None:
             raise InvalidMessage(f"patient group {number} has no MRG segment", "MRG")
-        key, update = patient_update(pid, facility)
-        prior = _primary(_identifiers(mrg.repetitions(1), facility), "MRG-1")
+        key, update = patient_update(pid, facility, segment_label("PID", number))
+        where = f"{segment_label('MRG', mrg_number)}-1"
+        prior = _primary(_identifiers(mrg.repetitions(1), facility, where), "MRG-1")
         yield key, update, RecordKey(facility.code, prior.authority, prior.value)
 
 
-def patient_update(pid: Segment, facility: _Source) -> tuple[RecordKey, DemographicsUpdate]:
-    """The record key and the demographics a PID segment states."""
+def patient_update(pid: Segment, facility: _Source,
+                   label: str = "PID") -> tuple[RecordKey, DemographicsUpdate]:
+    """The record key and the demographics a PID segment states; ``label`` names the
+    segment in errors (``PID(2)`` for the second PID of a message)."""
     values: dict[str, Any] = {}
     present: set[str] = set()
     for name, fields, read in _PID_FIELDS:
         if any(pid.raw_field(n) for n in fields):
             present.add(name)
-            values[name] = read(pid, facility)
+            values[name] = (_identifiers(pid.repetitions(3), facility, f"{label}-3")
+                            if read is None else read(pid, facility))
     if "telecoms" in present:
         telecoms = values.pop("telecoms")
         present.discard("telecoms")
@@ -108,7 +117,7 @@ def patient_update(pid: Segment, facility: _Source) -> tuple[RecordKey, Demograp
     identifiers = values.get("identifiers", ())
     if not identifiers and pid.raw_field(2) not in ("", HL7_NULL):
         # Before v2.3 the patient id travelled in PID-2; accept it when PID-3 is empty.
-        identifiers = _identifiers(pid.repetitions(2), facility)
+        identifiers = _identifiers(pid.repetitions(2), facility, f"{label}-2")
         values["identifiers"] = identifiers
         present.add("identifiers")
     primary = _primary(identifiers, "PID-3")
@@ -131,10 +140,18 @@ def _primary(identifiers: tuple[Identifier, ...], location: str) -> Identifier:
     raise InvalidMessage(f"{location} holds no patient identifier", location)
 
 
-def _identifiers(elements: list[Element], source: _Source) -> tuple[Identifier, ...]:
-    found = (datatypes.identifier(e, source.facility.default_authority, source.canonical_authority)
-             for e in elements if not e.is_null)
-    return tuple(dict.fromkeys(i for i in found if i is not None))
+def _identifiers(elements: list[Element], source: _Source, where: str) -> tuple[Identifier, ...]:
+    """The CX repetitions of a field (``where``: ``PID-3``), each checked to fit the store."""
+    found: list[Identifier] = []
+    for number, element in enumerate(elements, start=1):
+        if element.is_null:
+            continue
+        identifier = datatypes.identifier(element, source.facility.default_authority,
+                                          source.canonical_authority)
+        if identifier is not None:
+            check_identifier(identifier, element, f"{where}({number})")
+            found.append(identifier)
+    return tuple(dict.fromkeys(found))
 
 
 def _names(pid: Segment, _source: _Source) -> tuple[Any, ...]:
@@ -181,12 +198,10 @@ def _deceased(pid: Segment, _source: _Source) -> bool | None:
     return {"Y": True, "N": False}.get(value)
 
 
-def _pid3(pid: Segment, facility: _Source) -> tuple[Identifier, ...]:
-    return _identifiers(pid.repetitions(3), facility)
-
-
-_PID_FIELDS: tuple[tuple[str, tuple[int, ...], Callable[[Segment, _Source], Any]], ...] = (
-    ("identifiers", (3,), _pid3),
+#: Each PID field and its reader; None for PID-3, read with the segment's label (errors
+#: there name the repetition and the segment's occurrence).
+_PID_FIELDS: tuple[tuple[str, tuple[int, ...], Callable[[Segment, _Source], Any] | None], ...] = (
+    ("identifiers", (3,), None),
     ("names", (5,), _names),
     ("mothers_maiden_name", (6,), _mothers_maiden_name),
     ("birth_date", (7,), _birth_date),
