@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine.blocking import Background, touch_while_alive
 from engine.broker import is_amqp_url
@@ -24,9 +25,10 @@ from engine.commands import Command, Outcome
 from engine.committer import GroupCommitter
 from engine.config import Settings
 from engine.domain.clock import Clock, IdSource, RandomIds, SystemClock
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, StoreUnavailable
 from engine.handlers import MessageBus
 from engine.limits import check_command
+from engine.logs import describe_exception
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
 from engine.store.database import is_sqlite, open_database
@@ -99,10 +101,15 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
 
 
 def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
-    if is_sqlite(database) and migrate_sqlite:
-        upgrade(database)
-        return
-    head = pending_revision(database)
+    try:
+        if is_sqlite(database) and migrate_sqlite:
+            upgrade(database)
+            return
+        head = pending_revision(database)
+    except SQLAlchemyError as exc:
+        where = database.url.render_as_string(hide_password=True)
+        raise StoreUnavailable(f"cannot open the database {where} "
+                               f"({describe_exception(exc)})") from exc
     if head is not None:
         raise ConfigurationError(
             f"the database schema is not at revision {head}: run `portalbridge db upgrade` first")
@@ -203,7 +210,7 @@ async def _start_http(runtime: Runtime,
                       mllp: MllpServer | None) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
     config = uvicorn.Config(http_app(runtime, mllp), host=runtime.settings.bind_host,
                             port=runtime.settings.http_port, log_level="warning", access_log=False,
-                            lifespan="off")
+                            lifespan="off", log_config=None)  # its records go through engine.logs
     server = _EmbeddedUvicorn(config)
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:

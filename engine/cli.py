@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.config import Settings
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, TransientFailure
+from engine.logs import configure_logging
 from engine.rules import load_rules
 
 __all__ = ["main"]
@@ -29,13 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = Settings.from_environment()
-        _configure_logging(settings.log_level)
+        configure_logging(settings.log_level)
         result: int = args.run(args, settings)
         return result
     except ConfigurationError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
+    except TransientFailure as exc:  # the database or the broker cannot be reached at start
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -113,13 +117,6 @@ def _events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                       help="embedded broker: first print the last N published events (default 10)")
     tail.add_argument("--count", type=int, help="exit after this many events")
     tail.set_defaults(run=_events_tail)
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic narrates every plugin it loads; its warnings are what an operator needs.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -218,7 +215,6 @@ def _events_tail(args: argparse.Namespace, settings: Settings) -> int:
     import threading
 
     from engine.bootstrap import build_runtime, tail_events
-    from engine.errors import TransientFailure
 
     runtime = build_runtime(settings)
     try:
