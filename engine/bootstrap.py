@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
@@ -94,7 +94,8 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
     writers = 1 if is_sqlite(database) else settings.writers
     committer = GroupCommitter(bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox),
-                               classify=classify_store_error, writers=writers)
+                               classify=classify_store_error, writers=writers,
+                               stall_seconds=settings.writer_stall_seconds)
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
                    search=MpiSearch(database.connect))
@@ -115,15 +116,16 @@ def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
             f"the database schema is not at revision {head}: run `portalbridge db upgrade` first")
 
 
-def readiness(runtime: Runtime) -> dict[str, bool]:
-    """Each dependency of this process and whether it answers."""
+def readiness(runtime: Runtime) -> dict[str, bool | str]:
+    """Each dependency of this process: True when it answers, else False or why not."""
     try:
         with runtime.database.connect() as conn:
             conn.execute(text("SELECT 1"))
         database_ok = True
     except Exception:  # noqa: BLE001 - any failure at all means "not ready"
         database_ok = False
-    return {"database": database_ok, "committer": runtime.committer.alive}
+    stall = runtime.committer.watchdog.problem()
+    return {"database": database_ok, "committer": runtime.committer.alive, "writer": stall or True}
 
 
 def metrics_text(runtime: Runtime, mllp: MllpServer | None) -> str:
@@ -159,8 +161,10 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 async def run_components(runtime: Runtime, components: frozenset[str], *,
                          stop: asyncio.Event | None = None,
-                         on_ready: Callable[[Runtime], None] | None = None) -> None:
-    """Run the asked-for components until ``stop`` is set (or SIGINT/SIGTERM)."""
+                         on_ready: Callable[[Runtime], None] | None = None,
+                         on_stopping: Callable[[], object] | None = None) -> None:
+    """Run the asked-for components until ``stop`` is set (or SIGINT/SIGTERM), then stop
+    them within ``shutdown_timeout`` seconds; ``on_stopping`` is called as stopping starts."""
     unknown = components - COMPONENTS
     if unknown:
         raise ConfigurationError(f"unknown component(s): {', '.join(sorted(unknown))}")
@@ -185,13 +189,10 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
             on_ready(runtime)
         await stop.wait()
     finally:
-        if http is not None and http_task is not None:
-            http.should_exit = True
-            await http_task
-        if mllp is not None:
-            await mllp.stop()
-        await _stop_blocking(jobs, heartbeat)
-        await asyncio.to_thread(runtime.committer.stop)
+        if on_stopping is not None:
+            on_stopping()
+        await _shut_down(runtime, http=http, http_task=http_task, mllp=mllp, jobs=jobs,
+                         heartbeat=heartbeat)
     for job in jobs:
         if job.error is not None:
             raise job.error
@@ -273,10 +274,40 @@ def _start_heartbeat(runtime: Runtime, jobs: list[Background],
         path, lambda: runtime.committer.alive and all(job.alive for job in jobs), stop))
 
 
-async def _stop_blocking(jobs: list[Background], heartbeat: asyncio.Task[None] | None) -> None:
+async def _shut_down(runtime: Runtime, *, http: _EmbeddedUvicorn | None,
+                     http_task: asyncio.Task[None] | None, mllp: MllpServer | None,
+                     jobs: list[Background], heartbeat: asyncio.Task[None] | None) -> None:
+    """Stop in order, each step given what is left of the shutdown budget: a stuck writer or
+    an unreachable broker is left behind (daemon threads) rather than waited for."""
+    loop = asyncio.get_running_loop()
+    budget = runtime.settings.shutdown_timeout
+    # What the orderly stop may use: the rest is for the interpreter's own exit (about half
+    # a second here) and, past it, for the CLI's hard deadline (``engine.blocking.exit_after``).
+    deadline = loop.time() + max(budget / 2, budget - max(1.0, budget / 5))
+    log.info("stopping (at most %g s)", runtime.settings.shutdown_timeout)
+
+    def left() -> float:
+        return max(0.0, deadline - loop.time())
+
+    if http is not None and http_task is not None:
+        http.should_exit = True
+        if not await _within(asyncio.shield(http_task), left()):
+            http.force_exit = True  # requests waiting for a stuck writer are not waited for
+    if mllp is not None:
+        await _within(mllp.stop(), left())
     if heartbeat is not None:
         heartbeat.cancel()
-    await asyncio.gather(*(asyncio.to_thread(job.stop) for job in jobs))
+    await asyncio.gather(*(asyncio.to_thread(job.stop, left()) for job in jobs))
+    await asyncio.to_thread(runtime.committer.stop, left())
+
+
+async def _within(step: Awaitable[object], seconds: float) -> bool:
+    """Whether ``step`` finished within ``seconds``."""
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _stop_on_signals() -> asyncio.Event:

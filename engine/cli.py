@@ -123,12 +123,14 @@ def _events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.blocking import exit_after
     from engine.bootstrap import build_runtime, run_components
 
     runtime = build_runtime(settings)
     log.info("portalbridge %s: database %s, rules %s", ",".join(sorted(args.components)),
              runtime.database.url.render_as_string(hide_password=True), settings.config_path)
-    _run(run_components(runtime, args.components))
+    _run(run_components(runtime, args.components,
+                        on_stopping=lambda: exit_after(settings.shutdown_timeout)))
     return 0
 
 

@@ -27,6 +27,7 @@ from engine.errors import EngineError, RejectedMessage, StoreUnavailable, Transi
 from engine.handlers import MessageBus
 from engine.limits import check_command
 from engine.uow import UnitOfWork
+from engine.watchdog import Busy, WriterWatchdog
 
 __all__ = ["CommitStats", "GroupCommitter"]
 
@@ -92,7 +93,7 @@ class GroupCommitter:
 
     def __init__(self, bus: MessageBus, unit_of_work: Callable[[bool], UnitOfWork], *,
                  classify: ErrorClassifier = classify_engine_error, max_batch: int = 256,
-                 writers: int = 1) -> None:
+                 writers: int = 1, stall_seconds: float = 30.0) -> None:
         self._bus = bus
         self._unit_of_work = unit_of_work
         self._classify = classify
@@ -102,6 +103,9 @@ class GroupCommitter:
         self._threads: list[threading.Thread] = []
         self._stats_lock = threading.Lock()
         self.stats = CommitStats()
+        #: Writer name -> the group it is applying; a dict operation is atomic under the GIL.
+        self._busy: dict[str, Busy] = {}
+        self.watchdog = WriterWatchdog(lambda: dict(self._busy), stall_seconds)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -112,14 +116,22 @@ class GroupCommitter:
                          for n in range(self._writers)]
         for thread in self._threads:
             thread.start()
+        self.watchdog.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish what is queued, then stop."""
+        """Finish what is queued, then stop; gives up on writers still busy after ``timeout``
+        seconds in all (they are daemon threads: a stuck one cannot hold the process)."""
+        deadline = time.monotonic() + timeout
         for _ in self._threads:
             self._queue.put(_STOP)
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [thread.name for thread in self._threads if thread.name in self._busy]
+        if stuck:
+            log.warning("stopping without waiting any longer for %s (busy with a group)",
+                        ", ".join(stuck))
         self._threads = []
+        self.watchdog.stop()
 
     @property
     def alive(self) -> bool:
@@ -165,7 +177,12 @@ class GroupCommitter:
                     stopping = True
                     break
                 batch.append(job)
-            self._deliver(batch, self._results(batch))
+            name = threading.current_thread().name
+            self._busy[name] = Busy(time.monotonic(), len(batch))
+            try:
+                self._deliver(batch, self._results(batch))
+            finally:
+                del self._busy[name]
 
     def _results(self, batch: list[_Job]) -> list[Result]:
         for job in batch:

@@ -30,6 +30,8 @@ class Settings:
     relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
+    writer_stall_seconds: float = 30.0  # a writer busy longer on one group fails readiness
+    shutdown_timeout: float = 10.0  # seconds from SIGTERM to exit, stuck or not
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -54,6 +56,8 @@ class Settings:
             relay_batch_size=_positive(env, "PORTALBRIDGE_RELAY_BATCH_SIZE", 500),
             heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])
             if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
+            writer_stall_seconds=_seconds(env, "PORTALBRIDGE_WRITER_STALL_SECONDS", 30.0),
+            shutdown_timeout=_seconds(env, "PORTALBRIDGE_SHUTDOWN_TIMEOUT", 10.0),
         )
 
 
@@ -67,6 +71,19 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name}: {raw!r} is not a whole number") from None
     if value < 1:
         raise ConfigurationError(f"{name}: {value} must be at least 1")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}: {raw!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"{name}: {raw} must be a positive number of seconds")
     return value
 
 
