@@ -209,9 +209,12 @@ def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
 
 async def _start_http(runtime: Runtime,
                       mllp: MllpServer | None) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
+    # uvicorn's records go through engine.logs (no logging config of its own); its chatter
+    # only at DEBUG, and never the access log (URLs carry query strings).
+    quiet = "debug" if runtime.settings.log_level == "DEBUG" else "warning"
     config = uvicorn.Config(http_app(runtime, mllp), host=runtime.settings.bind_host,
-                            port=runtime.settings.http_port, log_level="warning", access_log=False,
-                            lifespan="off", log_config=None)  # its records go through engine.logs
+                            port=runtime.settings.http_port, log_level=quiet, access_log=False,
+                            lifespan="off", log_config=None)
     server = _EmbeddedUvicorn(config)
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from engine.committer import classify_engine_error
 from engine.errors import EngineError, InvalidMessage, StoreUnavailable
 
-__all__ = ["classify_store_error", "sqlstate_of"]
+__all__ = ["classify_store_error", "is_store_error", "sqlstate_of"]
 
 _UNIQUE_VIOLATION = "23505"
 #: SQLite's names for a refused value (``sqlite3.Error.sqlite_errorname``).
@@ -52,6 +52,11 @@ def classify_store_error(exc: Exception) -> EngineError:
     if isinstance(exc, SQLAlchemyError | psycopg.Error):
         return StoreUnavailable(f"database error ({type(exc).__name__})")
     return classify_engine_error(exc)
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the database (SQLAlchemy or the driver), not from a bug."""
+    return isinstance(exc, SQLAlchemyError | psycopg.Error)
 
 
 def sqlstate_of(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from inbound.fhir.errors import FhirError
+from inbound.fhir.errors import FhirError, Issue
 
 __all__ = ["JsonObject", "read_json"]
 
@@ -60,7 +60,9 @@ def read_json(body: bytes, root: str) -> JsonObject:
     if duplicates:
         path = _duplicate_path(data, root) or root
         raise FhirError(400, f"duplicate JSON key '{duplicates[0]}': a key may appear only once "
-                        "in an object", path, code="structure")
+                        "in an object", path, code="structure",
+                        issues=(Issue(f"duplicate JSON key '{duplicates[0]}': a key may appear "
+                                      "only once in an object", path, "structure", logged=root),))
     return JsonObject(data, "null" in text and _NULL_VALUE.search(text) is not None)
 
 

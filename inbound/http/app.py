@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import SQLAlchemyError
 
+from engine.store.errors import classify_store_error
 from inbound.http.fhir import FhirDependencies, fhir_router
 from inbound.http.mpi import mpi_router
 from mpi.search import MpiSearch
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 
 def create_app(*, search: MpiSearch, ready: Callable[[], Mapping[str, bool | str]],
@@ -23,6 +28,7 @@ def create_app(*, search: MpiSearch, ready: Callable[[], Mapping[str, bool | str
     app = FastAPI(title="portalbridge", version=version,
                   description="Patient-portal integration engine: MPI, FHIR and account APIs.")
     app.include_router(mpi_router(search))
+    app.add_exception_handler(SQLAlchemyError, _database_unavailable)
     if fhir is not None:
         app.include_router(fhir_router(fhir, search, version))
 
@@ -48,3 +54,11 @@ def create_app(*, search: MpiSearch, ready: Callable[[], Mapping[str, bool | str
         return metrics()
 
     return app
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A read the database could not answer: 503, try again (the FHIR API says so itself)."""
+    error = classify_store_error(exc)
+    log.warning("HTTP %s %s: %s", request.method, request.url.path, error.reason)
+    return JSONResponse({"detail": f"the patient index is unavailable: {error.reason}"},
+                        status_code=503, headers={"Retry-After": "1"})
