@@ -23,6 +23,7 @@ __all__ = [
     "IDENTIFIER_VALUE_CHARS",
     "RECORD_ID_CHARS",
     "first_unstorable",
+    "storable_encoding",
     "unstorable_reason",
     "value_problem",
 ]
@@ -47,8 +48,21 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 def first_unstorable(value: str) -> int | None:
     """The offset of the first character no database stores (NUL, lone surrogate), or None."""
+    if "\x00" not in value and storable_encoding(value):
+        return None  # the common case, answered by C loops without the regular expression
     found = _UNSTORABLE.search(value)
     return None if found is None else found.start()
+
+
+def storable_encoding(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text (no lone surrogate): a UTF-8 encoder takes it."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def unstorable_reason(value: str) -> str | None:

@@ -13,8 +13,6 @@ id of the second PID-3 identifier; ``PID(2)-3(1).1`` the first identifier of the
 
 from __future__ import annotations
 
-import re
-
 from engine.errors import InvalidMessage
 from engine.limits import CONTROL_ID_CHARS, MESSAGE_TYPE_CHARS, SENDER_CHARS
 from inbound.hl7.header import Header
@@ -23,15 +21,12 @@ from mpi.limits import (
     AUTHORITY_CHARS,
     IDENTIFIER_TYPE_CHARS,
     IDENTIFIER_VALUE_CHARS,
+    first_unstorable,
     value_problem,
 )
 from mpi.model import Identifier
 
 __all__ = ["check_header", "check_identifier", "check_text", "segment_label"]
-
-#: Characters no database stores; control characters other than NUL are stored as they are.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
 
 def check_header(header: Header) -> None:
     """MSH values that go into the inbox: control id, sender, message type."""
@@ -55,7 +50,7 @@ def check_text(message: Er7Message, text: str) -> None:
     The text is searched at C speed; only a message holding such a character, or a hex
     escape (``\\X00\\`` decodes to a NUL), is walked value by value.
     """
-    if _UNSTORABLE.search(text) is None and f"{message.delimiters.escape}X" not in text:
+    if first_unstorable(text) is None and f"{message.delimiters.escape}X" not in text:
         return
     for location, value in _leaves(message):
         _refuse_if(value_problem(value), location)
