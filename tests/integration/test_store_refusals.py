@@ -138,6 +138,7 @@ def test_failed_units_of_work_return_their_connection(pg: Engine) -> None:
     """1,000 commits the database refuses, on a writer's long-lived connection, plus writers
     whose connection was killed under them: the pool ends where it started."""
     writer = WriterConnection(pg)
+    baseline = _backends(pg)
     for number in range(1000):
         mrn = "9" * 201 if number % 2 else f"N\x00{number}"
         with pytest.raises(Exception) as caught:
@@ -153,6 +154,7 @@ def test_failed_units_of_work_return_their_connection(pg: Engine) -> None:
         assert isinstance(classify_store_error(caught.value), StoreUnavailable)
     _commit(writer, _record("ok"))
     assert pg.pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert _backends(pg) <= baseline + 1
     writer.discard()
     assert pg.pool.checkedout() == 0  # type: ignore[attr-defined]
 
