@@ -42,13 +42,15 @@ from inbound.http.fhir import FhirDependencies
 from inbound.mllp import MllpServer
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
+from outbound.notify import check_templates, count_templates
 from outbound.outbox_admin import count_by_status, list_rows
 from outbound.outbox_admin import replay as replay_outbox
 from outbound.relay import Relay, RelayPolicy
 from outbound.tail import tail_events
 
-__all__ = ["COMPONENTS", "Runtime", "build_runtime", "count_by_status", "dry_run", "explain_file",
-           "http_app", "list_rows", "replay_outbox", "run_components", "tail_events"]
+__all__ = ["COMPONENTS", "Runtime", "build_runtime", "check_notification_templates", "count_by_status",
+           "dry_run", "explain_file", "http_app", "list_rows", "replay_outbox", "run_components",
+           "tail_events"]
 
 log = logging.getLogger("portalbridge")
 
@@ -296,3 +298,9 @@ def explain_file(runtime: Runtime, raw: bytes) -> tuple[list[str], bool]:
         return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c))
     return explain_hl7(raw, runtime.router, runtime.rules.hl7, lambda c: dry_run(runtime, c),
                        validate=validate_structure)
+
+
+def check_notification_templates(rules: RoutingRules) -> tuple[int, list[str]]:
+    """How many notification templates the configured locales use, and every problem
+    rendering them (``portalbridge config check``)."""
+    return count_templates(rules.notifications), check_templates(rules.notifications)
