@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, IdSource
+from engine.notifications import DeliveryFailed
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
 from mpi.repository import InMemoryMpiRepository
+from outbound.notify import MailTransport, OutgoingMail, SmsGateway, TextMessage
 
 
 class FixedClock(Clock):
@@ -91,3 +93,33 @@ class InMemoryUnitOfWork(UnitOfWork):
         assert isinstance(self.inbox, InMemoryInbox) and isinstance(self.outbox, InMemoryOutbox)
         self.inbox.pending.clear()
         self.outbox.pending.clear()
+
+
+class MemoryMailTransport(MailTransport):
+    """Keeps delivered mail in a list; ``fail_next`` makes the next deliveries fail."""
+
+    def __init__(self) -> None:
+        self.delivered: list[OutgoingMail] = []
+        self.failures: list[DeliveryFailed] = []
+        self.closed = False
+
+    def fail_next(self, reason: str, *, permanent: bool, times: int = 1) -> None:
+        self.failures += [DeliveryFailed(reason, permanent)] * times
+
+    def deliver(self, mail: OutgoingMail) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append(mail)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemorySmsGateway(SmsGateway):
+    """Keeps the text messages it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[TextMessage] = []
+
+    def send_text(self, message: TextMessage) -> None:
+        self.sent.append(message)

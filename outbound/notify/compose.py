@@ -104,7 +104,7 @@ def file_name(notification: Notification, suffix: str) -> str:
     stamp = notification.created_at.strftime("%Y%m%d-%H%M%S")
     parts = (stamp, notification.kind, notification.channel, notification.member_id,
              notification.id + suffix)
-    return "_".join(re.sub(r"[^A-Za-z0-9.-]", "-", part) for part in parts) + ".eml"
+    return "_".join(re.sub(r"[^A-Za-z0-9._-]", "-", part) for part in parts) + ".eml"
 
 
 def _boundary(msg_id: str) -> str:

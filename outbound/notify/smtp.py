@@ -136,7 +136,8 @@ def classify(exc: BaseException) -> DeliveryFailed:
     if isinstance(exc, TimeoutError):
         return DeliveryFailed("SMTP server did not answer in time", permanent=False)
     if isinstance(exc, ssl.SSLError):
-        return DeliveryFailed(f"TLS with the SMTP server failed: {exc.reason}", permanent=False)
+        detail = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        return DeliveryFailed(f"TLS with the SMTP server failed: {detail}", permanent=False)
     if isinstance(exc, OSError):
         return DeliveryFailed(f"cannot reach the SMTP server: {exc.strerror or exc}", permanent=False)
     return DeliveryFailed(f"SMTP error: {type(exc).__name__}", permanent=False)

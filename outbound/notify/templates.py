@@ -89,7 +89,21 @@ class TemplateSet:
 
 
 def describe_template_error(exc: TemplateError) -> str:
-    """A template error in one line, with the line number when Jinja knows it."""
-    line = getattr(exc, "lineno", None)
+    """A template error in one line, with the template's line number when it is known.
+
+    Syntax errors carry it; errors while rendering (an undefined value) are found in the
+    traceback, where Jinja puts the template's own file and line in place of its code.
+    """
+    line = getattr(exc, "lineno", None) or _template_line(exc)
     where = f"line {line}: " if line else ""
     return f"{where}{exc.message or type(exc).__name__}"
+
+
+def _template_line(exc: BaseException) -> int | None:
+    line = None
+    trace = exc.__traceback__
+    while trace is not None:
+        if "__jinja_exception__" in trace.tb_frame.f_globals:  # a frame Jinja rewrote
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return line
