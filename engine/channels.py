@@ -46,8 +46,9 @@ def channels_for(communication: str) -> tuple[Channel, ...]:
 
 
 def is_email_address(value: str) -> bool:
-    """Whether ``value`` is an e-mail address we can put in a To header."""
-    return bool(_EMAIL.match(value))
+    """Whether ``value`` is an e-mail address we can put in a To header (ASCII: addresses
+    that need SMTPUTF8 are not supported)."""
+    return value.isascii() and bool(_EMAIL.match(value))
 
 
 def normalise_mobile(value: str) -> str | None:

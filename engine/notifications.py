@@ -9,7 +9,7 @@ whether trying again could help.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -64,6 +64,23 @@ class NotificationSender(ABC):
         Returning means the receiving system (SMTP server, file folder, SMS provider) took
         responsibility for the message.
         """
+
+    def send_batch(self, notifications: Sequence[Notification]) -> list[DeliveryFailed | None]:
+        """Deliver each notification in order; for each, None when delivered or its failure.
+
+        One failure does not stop the others. Senders may overlap the work of consecutive
+        notifications (rendering one while the server answers another); this default sends
+        them one by one.
+        """
+        outcomes: list[DeliveryFailed | None] = []
+        for notification in notifications:
+            try:
+                self.send(notification)
+            except DeliveryFailed as failure:
+                outcomes.append(failure)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections the sender keeps open between messages."""

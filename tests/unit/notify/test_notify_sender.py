@@ -139,3 +139,18 @@ def test_logs_name_ids_kind_channel_and_outcome_never_recipient_or_secrets(
     assert "ntf-0002 activation_token email: failed" in text
     for secret in (TOKEN, "maple river", "maria.gomez", "example.org", "550"):
         assert secret not in text
+
+
+def test_send_batch_delivers_in_order_and_reports_each_outcome() -> None:
+    sender, transport, sms = mail_sender()
+    batch = [notification(id="a"), notification(id="b", recipient="not an address"),
+             notification("otp_code", id="c", context={"code": "111111"}),
+             notification(id="d", channel="sms", recipient="5702123456", carrier="verizon"),
+             notification(id="e")]
+    transport.fail_next("SMTP server closed the connection", permanent=False)
+    outcomes = sender.send_batch(batch)
+    assert [o.permanent if o else None for o in outcomes] == [False, True, None, None, None]
+    assert [m.message_id for m in transport.delivered] == [
+        "<c@portal.example.org>", "<e@portal.example.org>"]
+    assert [t.notification.id for t in sms.sent] == ["d"]
+    assert sender.send_batch([notification(id="f")]) == [None]
