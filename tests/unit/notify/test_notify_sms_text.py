@@ -61,3 +61,15 @@ def test_ten_parts_or_more_number_with_two_digits_and_still_fit() -> None:
     parts = split_parts("\n".join("y" * 150 for _ in range(12)))
     assert len(parts) == 12 and parts[9].startswith("(10/12) ") and parts[0].startswith("(1/12) ")
     assert all(septets(p) <= 160 for p in parts)
+
+
+def test_the_readme_shows_the_text_messages_the_shipped_routing_file_sends() -> None:
+    from engine.rules import load_rules
+    from tests.conftest import ROOT
+
+    renderer = NotificationRenderer(load_rules(ROOT / "routing.yaml").notifications)
+    body = renderer.sms("activation_token", "en-US",
+                        {"token": TOKEN, "expires_at": "2026-03-07T20:30:00+00:00"})
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for part in split_parts(to_gsm(body)):
+        assert f"\n{part}\n" in readme
