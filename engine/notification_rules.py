@@ -19,31 +19,21 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from engine.carriers import SHIPPED_CARRIERS, Carrier
 from engine.channels import validate_channels
+from engine.domain.durations import parse_duration
 
-__all__ = ["CarrierRule", "Duration", "LetterRules", "NotificationRules", "RetryRules", "parse_duration"]
+__all__ = ["CarrierRule", "Duration", "LetterRules", "NotificationRules", "RetryRules"]
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LOCALE = r"^[a-z]{2,3}(-[A-Z]{2})?$"
 _CARRIER_KEY = re.compile(r"^[a-z0-9_]{1,32}$")
 _DOMAIN = r"^([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$"
 
 
-def parse_duration(value: Any) -> Any:
-    """``30s``, ``5m``, ``72h``, ``7d`` (or a number of seconds) as a ``timedelta``."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m, 72h or 7d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"'{value}' is not a duration such as 30s, 5m, 72h or 7d")
-        return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
-    return value
+def _duration(value: Any) -> Any:
+    """``30s``, ``5m``, ``72h``, ``7d`` as a ``timedelta``; anything else for pydantic."""
+    return parse_duration(value) if isinstance(value, str) else value
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class _Strict(BaseModel):

@@ -120,7 +120,7 @@ notifications:
     problems = caught.value.problems
     assert "notifications.colour: unknown key" in problems
     assert any(p.startswith("notifications.time_zone: unknown time zone 'Mars/Olympus'") for p in problems)
-    assert "notifications.retry.first: 'soon' is not a duration such as 30s, 5m, 72h or 7d" in problems
+    assert "notifications.retry.first: 'soon' is not a duration like 30s, 5m, 72h or 7d" in problems
     assert any(p.startswith("notifications.carriers.verizon.gateway:") for p in problems)
 
 
