@@ -112,7 +112,8 @@ def _boundary(msg_id: str) -> str:
 
 def _text_part(body: str, subtype: bytes) -> bytes:
     """A UTF-8 text part, quoted-printable (readable in the files, 7-bit on the wire)."""
-    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    plain = body.replace("\r\n", "\n").encode("utf-8")  # a value may bring its own CRLF
+    encoded = binascii.b2a_qp(plain, istext=True).replace(b"\n", b"\r\n")
     return b"".join((b"Content-Type: text/", subtype, b'; charset="utf-8"\r\n'
                      b"Content-Transfer-Encoding: quoted-printable\r\n\r\n", encoded))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -127,6 +127,8 @@ class NotificationRenderer:
     def format_datetime(self, value: str | datetime, locale: str, *, short: bool = False) -> str:
         """A moment in the site's zone, worded for ``locale`` ("March 7, 2026, 3:30 PM EST")."""
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if moment.tzinfo is None:  # a time without an offset is taken as UTC, never as local
+            moment = moment.replace(tzinfo=UTC)
         local = moment.astimezone(self._zone)
         words = _wording(locale)
         time = f"{words.time.apply(local, words.locale)} {words.zone.apply(local, words.locale)}"

@@ -148,3 +148,14 @@ def test_portalbridge_config_check_fails_on_a_template_problem(
     routing.write_text(VALID + "notifications:\n  locales: [en-US]\n", encoding="utf-8")
     assert main(["config", "check", str(routing)]) == 0
     assert "37 notification templates in 1 locales" in capsys.readouterr().out
+
+
+def test_times_are_worded_in_the_sites_zone_and_a_time_without_offset_is_utc() -> None:
+    renderer = NotificationRenderer(site_rules(time_zone="America/Los_Angeles"))
+
+    def worded(value: str, locale: str, short: bool = False) -> str:
+        return " ".join(renderer.format_datetime(value, locale, short=short).split())  # CLDR spaces
+
+    assert worded("2026-07-01T19:05:00+00:00", "en-US") == "July 1, 2026, 12:05 PM PDT"
+    assert worded("2026-07-01T19:05:00", "en-US", short=True) == "Jul 1, 12:05 PM PDT"
+    assert worded("2026-07-01T19:05:00Z", "es-US") == "1 de julio de 2026, 12:05 p.m. PDT"
