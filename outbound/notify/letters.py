@@ -144,7 +144,7 @@ class LetterPrinter:
 
 _DARK = (20, 40, 90)
 _TAG_STYLES = {
-    "h1": TextStyle(font_size_pt=16, color=_DARK, t_margin=4, b_margin=0, font_style="B"),
+    "h1": TextStyle(font_size_pt=16, color=_DARK, t_margin=4, b_margin=1, font_style="B"),
     "h2": TextStyle(font_size_pt=12, color=_DARK, t_margin=5, b_margin=1, font_style="B"),
     "code": FontFace(family=_MONO, size_pt=15, emphasis="BOLD"),
     "p": TextStyle(t_margin=0, b_margin=2.5),
