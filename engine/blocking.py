@@ -1,5 +1,4 @@
-"""Blocking components (the relay, queue workers) on their own threads, a liveness file, and
-the deadline that ends a stopping process.
+"""Blocking components (the relay, queue workers) on their own threads, and a liveness file.
 
 A component is a function ``run(stop)`` that returns when ``stop`` is set. An exception that
 escapes it (a configuration error, a bug) is kept and reported through ``on_failure`` so the
@@ -10,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["Background", "exit_after", "touch_while_alive"]
+__all__ = ["Background", "touch_while_alive"]
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +67,3 @@ async def touch_while_alive(path: Path, alive: Callable[[], bool], stop: asyncio
         except TimeoutError:
             continue
 
-
-def exit_after(seconds: float, setting: str = "PORTALBRIDGE_SHUTDOWN_TIMEOUT") -> threading.Timer:
-    """End the process ``seconds`` from now if it has not exited by itself (exit code 1).
-
-    The orderly stop gives up on stuck threads, but the interpreter may still wait for them
-    on the way out (executor threads stuck in a database call are joined at exit). Ending
-    the process loses nothing: every message was acknowledged only after its commit.
-    """
-    def end() -> None:
-        log.error("still stopping after %g s (%s): a writer, a request or the broker is "
-                  "stuck; exiting now", seconds, setting)
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os._exit(1)
-
-    timer = threading.Timer(seconds, end)
-    timer.daemon = True
-    timer.start()
-    return timer

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine.audit import AuditLog
 from engine.blocking import Background, touch_while_alive
 from engine.broker import is_amqp_url
 from engine.commands import Command, Outcome
@@ -31,10 +32,14 @@ from engine.limits import check_command
 from engine.logs import describe_exception
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
+from engine.shutdown import StopBudget, within
+from engine.staff import StaffDirectory
+from engine.store.audit import SqlAuditLog
 from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
+from engine.store.staff import SqlStaffDirectory
 from inbound.amqp_worker import Hl7QueueWorker
 from inbound.fhir import explain_fhir
 from inbound.hl7.explain import explain_hl7
@@ -45,13 +50,15 @@ from inbound.http.fhir import FhirDependencies
 from inbound.mllp import MllpServer
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
+from outbound.notify import check_templates, count_templates
 from outbound.outbox_admin import count_by_status, list_rows
 from outbound.outbox_admin import replay as replay_outbox
 from outbound.relay import Relay, RelayPolicy
 from outbound.tail import tail_events
 
-__all__ = ["COMPONENTS", "Runtime", "build_runtime", "count_by_status", "dry_run", "explain_file",
-           "http_app", "list_rows", "replay_outbox", "run_components", "tail_events"]
+__all__ = ["COMPONENTS", "Runtime", "build_runtime", "check_notification_templates", "count_by_status",
+           "dry_run", "explain_file", "http_app", "list_rows", "replay_outbox", "run_components",
+           "tail_events"]
 
 log = logging.getLogger("portalbridge")
 
@@ -78,6 +85,8 @@ class Runtime:
     committer: GroupCommitter
     router: Router
     search: MpiSearch
+    staff: StaffDirectory
+    audit: AuditLog
     bound_ports: dict[str, int] = field(default_factory=dict)
 
 
@@ -93,12 +102,13 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     writer = WriterConnection(database)
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
     writers = 1 if is_sqlite(database) else settings.writers
-    committer = GroupCommitter(bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox),
-                               classify=classify_store_error, writers=writers,
-                               stall_seconds=settings.writer_stall_seconds)
+    committer = GroupCommitter(
+        bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox, clock=clock),
+        classify=classify_store_error, writers=writers, stall_seconds=settings.writer_stall_seconds)
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
-                   search=MpiSearch(database.connect))
+                   search=MpiSearch(database.connect),
+                   staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock))
 
 
 def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
@@ -199,10 +209,12 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
 
 
 def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
-    """The HTTP API of this process: MPI search, FHIR (writes through the group committer)."""
+    """The HTTP API of this process: MPI search and the Workbench (staff tokens), FHIR (writes
+    through the group committer)."""
     fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
                             clock=runtime.clock)
-    return create_app(search=runtime.search, ready=lambda: readiness(runtime),
+    return create_app(search=runtime.search, staff=runtime.staff, audit=runtime.audit,
+                      clock=runtime.clock, ready=lambda: readiness(runtime),
                       metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
                       fhir=fhir)
 
@@ -282,35 +294,19 @@ async def _shut_down(runtime: Runtime, *, http: _EmbeddedUvicorn | None,
                      jobs: list[Background], heartbeat: asyncio.Task[None] | None) -> None:
     """Stop in order, each step given what is left of the shutdown budget: a stuck writer or
     an unreachable broker is left behind (daemon threads) rather than waited for."""
-    loop = asyncio.get_running_loop()
-    budget = runtime.settings.shutdown_timeout
-    # What the orderly stop may use: the rest is for the interpreter's own exit (about half
-    # a second here) and, past it, for the CLI's hard deadline (``engine.blocking.exit_after``).
-    deadline = loop.time() + max(budget / 2, budget - max(1.0, budget / 5))
-    log.info("stopping (at most %g s)", runtime.settings.shutdown_timeout)
-
-    def left() -> float:
-        return max(0.0, deadline - loop.time())
-
+    budget = StopBudget(runtime.settings.shutdown_timeout)
+    log.info("stopping (at most %g s)", budget.timeout)
+    left = budget.left
     if http is not None and http_task is not None:
         http.should_exit = True
-        if not await _within(asyncio.shield(http_task), left()):
+        if not await within(asyncio.shield(http_task), left()):
             http.force_exit = True  # requests waiting for a stuck writer are not waited for
     if mllp is not None:
-        await _within(mllp.stop(), left())
+        await within(mllp.stop(), left())
     if heartbeat is not None:
         heartbeat.cancel()
     await asyncio.gather(*(asyncio.to_thread(job.stop, left()) for job in jobs))
     await asyncio.to_thread(runtime.committer.stop, left())
-
-
-async def _within(step: Awaitable[object], seconds: float) -> bool:
-    """Whether ``step`` finished within ``seconds``."""
-    try:
-        await asyncio.wait_for(step, seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -326,7 +322,7 @@ def dry_run(runtime: Runtime, command: Command) -> Outcome:
     """Apply ``command`` in a transaction that is rolled back: real effects, none kept."""
     check_command(command)
     try:
-        with SqlUnitOfWork(runtime.database) as uow:
+        with SqlUnitOfWork(runtime.database, clock=runtime.clock) as uow:
             runtime.bus.prefetch([command], uow)
             return runtime.bus.handle(command, uow)
     except Exception as exc:
@@ -339,3 +335,9 @@ def explain_file(runtime: Runtime, raw: bytes) -> tuple[list[str], bool]:
         return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c))
     return explain_hl7(raw, runtime.router, runtime.rules.hl7, lambda c: dry_run(runtime, c),
                        validate=validate_structure)
+
+
+def check_notification_templates(rules: RoutingRules) -> tuple[int, list[str]]:
+    """How many notification templates the configured locales use, and every problem
+    rendering them (``portalbridge config check``)."""
+    return count_templates(rules.notifications), check_templates(rules.notifications)

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from engine.cli_staff import add_audit_command, add_staff_commands
 from engine.config import Settings
-from engine.errors import ConfigurationError, TransientFailure
+from engine.errors import ConfigurationError, RejectedMessage, TransientFailure
 from engine.logs import configure_logging
 from engine.rules import load_rules
 
@@ -37,9 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
-    except TransientFailure as exc:  # the database or the broker cannot be reached at start
-        print(f"error: {exc.reason}", file=sys.stderr)
+    except RejectedMessage as exc:  # the operator's request is refused as given
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TransientFailure as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -66,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     _db_commands(sub)
     _outbox_commands(sub)
     _events_commands(sub)
+    add_staff_commands(sub)
+    add_audit_command(sub)
     return parser
 
 
@@ -123,8 +129,8 @@ def _events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.blocking import exit_after
     from engine.bootstrap import build_runtime, run_components
+    from engine.shutdown import exit_after
 
     runtime = build_runtime(settings)
     log.info("portalbridge %s: database %s, rules %s", ",".join(sorted(args.components)),
@@ -145,10 +151,16 @@ def _run(coroutine: object) -> None:
 
 
 def _config_check(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.bootstrap import check_notification_templates
+
     path = args.file or settings.config_path
     rules = load_rules(path)
+    templates, problems = check_notification_templates(rules)
+    if problems:
+        raise ConfigurationError(f"{path}: {len(problems)} template problem(s)", tuple(problems))
     print(f"{path}: valid ({len(rules.facilities)} facilities, {len(rules.senders)} senders, "
-          f"{len(rules.routes)} routes)")
+          f"{len(rules.routes)} routes, {templates} notification templates in "
+          f"{len(rules.notifications.locales)} locales)")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import ConfigurationError
@@ -13,6 +13,7 @@ __all__ = ["Settings"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
+DEFAULT_MAIL_URL = "file://mail"  # one RFC 5322 file per message in ./mail
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +33,9 @@ class Settings:
     heartbeat_file: Path | None = None  # touched while the process's components are alive
     writer_stall_seconds: float = 30.0  # a writer busy longer on one group fails readiness
     shutdown_timeout: float = 10.0  # seconds from SIGTERM to exit, stuck or not
+    #: Where notifications go: file://FOLDER, smtp://..., smtps://... It may hold the SMTP
+    #: password, so it is left out of the settings' repr.
+    mail_url: str = field(default=DEFAULT_MAIL_URL, repr=False)
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -58,6 +62,7 @@ class Settings:
             if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
             writer_stall_seconds=_seconds(env, "PORTALBRIDGE_WRITER_STALL_SECONDS", 30.0),
             shutdown_timeout=_seconds(env, "PORTALBRIDGE_SHUTDOWN_TIMEOUT", 10.0),
+            mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,
         )
 
 

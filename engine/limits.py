@@ -35,6 +35,10 @@ from mpi.limits import (
 from mpi.model import Demographics, Identifier, RecordKey
 
 __all__ = [
+    "AUDIT_ACTION_CHARS",
+    "AUDIT_ACTOR_CHARS",
+    "AUDIT_OUTCOME_CHARS",
+    "AUDIT_REASON_CHARS",
     "CHANNEL_CHARS",
     "CONTROL_ID_CHARS",
     "CORRELATION_ID_CHARS",
@@ -44,7 +48,9 @@ __all__ = [
     "OUTCOME_CHARS",
     "ROUTING_KEY_CHARS",
     "SENDER_CHARS",
+    "STAFF_NAME_CHARS",
     "SUBJECT_CHARS",
+    "TOKEN_DIGEST_CHARS",
     "check_command",
 ]
 
@@ -63,6 +69,14 @@ SUBJECT_CHARS = 64
 #: An event's correlation id is the control id of the message that caused it.
 CORRELATION_ID_CHARS = CONTROL_ID_CHARS
 OUTBOX_STATUS_CHARS = 8
+#: Staff and the audit log, checked where their values are made (``engine.staff``,
+#: ``engine.audit``): a name, a token's SHA-256 in hex, an audit entry's parts.
+STAFF_NAME_CHARS = 100
+TOKEN_DIGEST_CHARS = 64
+AUDIT_ACTOR_CHARS = 200
+AUDIT_ACTION_CHARS = 64
+AUDIT_OUTCOME_CHARS = 16
+AUDIT_REASON_CHARS = 2000  # a Text column: the limit is the audit log's own rule
 
 Problem = tuple[str, str]  # (location, reason)
 

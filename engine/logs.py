@@ -35,8 +35,9 @@ from engine.errors import EngineError, RejectedMessage
 __all__ = ["QUIET_LOGGERS", "RedactingFilter", "configure_logging", "describe_exception",
            "redacted_traceback"]
 
-#: Loggers that would log statements, rows or URLs below WARNING.
-QUIET_LOGGERS = ("sqlalchemy.engine", "uvicorn.access", "alembic")
+#: Loggers held at WARNING: statements, rows or URLs below it (the first two), or narration
+#: an operator does not need (Alembic's plugins, fontTools' glyph subsets of letters).
+QUIET_LOGGERS = ("sqlalchemy.engine", "uvicorn.access", "alembic", "fontTools")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _MAX_CHAIN = 16
 

@@ -18,13 +18,16 @@ may quote the row (``DETAIL: Failing row contains (...)``).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import psycopg
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from engine.committer import classify_engine_error
 from engine.errors import EngineError, InvalidMessage, StoreUnavailable
 
-__all__ = ["classify_store_error", "is_store_error", "sqlstate_of"]
+__all__ = ["classify_store_error", "is_store_error", "sqlstate_of", "store_errors"]
 
 _UNIQUE_VIOLATION = "23505"
 #: SQLite's names for a refused value (``sqlite3.Error.sqlite_errorname``).
@@ -74,3 +77,13 @@ def _refuses_value(driver: BaseException | None, state: str) -> bool:
     name = getattr(driver, "sqlite_errorname", "")
     # psycopg raises DataError without a SQLSTATE when it refuses a value itself (a NUL).
     return name in _SQLITE_REFUSALS or isinstance(driver, psycopg.DataError)
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Short transactions outside the committer (staff, audit): database trouble is a
+    ``StoreUnavailable`` (HTTP 503), never an unmapped SQLAlchemy error."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise StoreUnavailable(f"database unavailable ({type(exc.orig).__name__})") from exc

@@ -1,10 +1,13 @@
-"""The engine's own tables, on the same MetaData as the index's: inbox and outbox."""
+"""The engine's own tables, on the same MetaData as the index's: inbox, outbox, staff, audit."""
 
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, text
 
 from engine.limits import (
+    AUDIT_ACTION_CHARS,
+    AUDIT_ACTOR_CHARS,
+    AUDIT_OUTCOME_CHARS,
     CHANNEL_CHARS,
     CONTROL_ID_CHARS,
     CORRELATION_ID_CHARS,
@@ -14,11 +17,14 @@ from engine.limits import (
     OUTCOME_CHARS,
     ROUTING_KEY_CHARS,
     SENDER_CHARS,
+    STAFF_NAME_CHARS,
     SUBJECT_CHARS,
+    TOKEN_DIGEST_CHARS,
 )
+from mpi.limits import RECORD_ID_CHARS
 from mpi.tables import UtcDateTime, metadata
 
-__all__ = ["inbound_messages", "metadata", "outbox"]
+__all__ = ["audit_log", "inbound_messages", "metadata", "outbox", "staff_users"]
 
 #: Every committed inbound message, so a resend is acknowledged without applying it twice.
 inbound_messages = Table(
@@ -55,4 +61,32 @@ outbox = Table(
     # Rows waiting for a retry hold back their subject's later events (migration 0002).
     Index("ix_outbox_retrying", "subject", "id",
           postgresql_where=text(_WAITING), sqlite_where=text(_WAITING)),
+)
+
+_ID = String(RECORD_ID_CHARS)  # like the index's ids: ours are 32 characters
+
+#: Staff members and external systems with bearer tokens; only the token's SHA-256 is kept.
+staff_users = Table(
+    "staff_users", metadata,
+    Column("id", _ID, primary_key=True),
+    Column("name", String(STAFF_NAME_CHARS), nullable=False, unique=True),
+    Column("roles", Text, nullable=False),  # a JSON array of role values
+    Column("token_sha256", String(TOKEN_DIGEST_CHARS), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+#: Append-only: no code updates or deletes a row, and migration 0004 adds triggers that
+#: refuse UPDATE and DELETE. ``detail`` is a JSON object of ids and codes, never patient data.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("actor", String(AUDIT_ACTOR_CHARS), nullable=False, index=True),
+    Column("action", String(AUDIT_ACTION_CHARS), nullable=False),
+    Column("outcome", String(AUDIT_OUTCOME_CHARS), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("member_id", _ID, nullable=True, index=True),
+    Column("patient_id", _ID, nullable=True),
+    Column("detail", Text, nullable=False),
 )

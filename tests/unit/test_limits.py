@@ -15,7 +15,7 @@ from engine.errors import InvalidMessage
 from engine.handlers import MessageBus
 from engine.limits import check_command
 from engine.rules import RoutingRules
-from engine.store.tables import inbound_messages, metadata, outbox
+from engine.store.tables import audit_log, inbound_messages, metadata, outbox, staff_users
 from mpi import limits as mpi_limits
 from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
 from mpi.tables import identifiers, patients, source_records
@@ -51,6 +51,14 @@ COLUMN_LIMITS = {
     (outbox, "subject"): engine_limits.SUBJECT_CHARS,
     (outbox, "correlation_id"): engine_limits.CORRELATION_ID_CHARS,
     (outbox, "status"): engine_limits.OUTBOX_STATUS_CHARS,
+    (staff_users, "id"): mpi_limits.RECORD_ID_CHARS,
+    (staff_users, "name"): engine_limits.STAFF_NAME_CHARS,
+    (staff_users, "token_sha256"): engine_limits.TOKEN_DIGEST_CHARS,
+    (audit_log, "actor"): engine_limits.AUDIT_ACTOR_CHARS,
+    (audit_log, "action"): engine_limits.AUDIT_ACTION_CHARS,
+    (audit_log, "outcome"): engine_limits.AUDIT_OUTCOME_CHARS,
+    (audit_log, "member_id"): mpi_limits.RECORD_ID_CHARS,
+    (audit_log, "patient_id"): mpi_limits.RECORD_ID_CHARS,
 }
 
 

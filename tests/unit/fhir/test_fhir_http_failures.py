@@ -19,10 +19,11 @@ from sqlalchemy.exc import OperationalError
 from engine.commands import Command, Outcome
 from engine.domain.clock import SystemClock
 from engine.errors import StoreUnavailable
+from engine.staff import Role
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
 from mpi.search import MpiSearch
-from tests.fakes import SequentialIds
+from tests.fakes import InMemoryAuditLog, InMemoryStaffDirectory, SequentialIds
 from tests.unit.fhir.fhir_rules import CLINIC_TOKEN, fhir_rules
 
 with warnings.catch_warnings():
@@ -38,7 +39,8 @@ def _client(apply: Callable[[Command], Any]) -> TestClient:
         raise AssertionError("these requests never read")
 
     deps = FhirDependencies(apply=apply, rules=fhir_rules(), ids=SequentialIds(), clock=SystemClock())
-    app = create_app(search=MpiSearch(no_database), ready=dict, metrics=str, version="test", fhir=deps)
+    app = create_app(search=MpiSearch(no_database), staff=InMemoryStaffDirectory(), audit=InMemoryAuditLog(),
+                     clock=SystemClock(), ready=dict, metrics=str, version="test", fhir=deps)
     return TestClient(app)
 
 
@@ -70,7 +72,7 @@ def test_an_unexpected_error_is_a_500_operation_outcome() -> None:
     assert issue["expression"] == ["Patient"]
 
 
-def _reads_failing() -> TestClient:
+def _reads_failing() -> tuple[TestClient, str]:
     """A search whose database refuses to connect, as psycopg does when it is down."""
     def down() -> Any:
         raise OperationalError("SELECT ...", {}, psycopg.OperationalError("connection refused"))
@@ -79,16 +81,20 @@ def _reads_failing() -> TestClient:
         raise AssertionError("no writes here")
 
     deps = FhirDependencies(apply=never, rules=fhir_rules(), ids=SequentialIds(), clock=SystemClock())
-    return TestClient(create_app(search=MpiSearch(down), ready=dict, metrics=str, version="test",
-                                 fhir=deps))
+    staff = InMemoryStaffDirectory()
+    _, token = staff.add("reader", frozenset({Role.ADMINISTRATOR}))
+    app = create_app(search=MpiSearch(down), staff=staff, audit=InMemoryAuditLog(),
+                     clock=SystemClock(), ready=dict, metrics=str, version="test", fhir=deps)
+    return TestClient(app), token
 
 
 def test_a_read_the_database_cannot_answer_is_503_not_500() -> None:
-    client = _reads_failing()
+    client, staff_token = _reads_failing()
     read = client.get("/fhir/Patient/abc", headers={"Authorization": f"Bearer {CLINIC_TOKEN}"})
     assert read.status_code == 503 and read.headers["Retry-After"] == "1"
     assert read.json()["issue"][0]["code"] == "transient"
-    search = client.get("/mpi/patients", params={"identifier": "NGH|1"})
+    search = client.get("/mpi/patients", params={"identifier": "NGH|1"},
+                        headers={"Authorization": f"Bearer {staff_token}"})
     assert search.status_code == 503 and search.headers["Retry-After"] == "1"
     assert "unavailable" in search.json()["detail"]
 
