@@ -16,6 +16,7 @@ from mpi.errors import (
     IdentifierInUse,
     InvalidIndexOperation,
     RecordExists,
+    SeveralRecords,
     UnknownRecord,
     VersionConflict,
 )
@@ -77,11 +78,55 @@ class PatientIndex:
         return self._rerank([record.patient_id], created_patient=record.patient_id if created else None)
 
     def _apply(self, key: RecordKey, update: DemographicsUpdate) -> tuple[SourceRecord, bool]:
-        record = self._repo.get_record(key)
+        sent = update.values.identifiers if "identifiers" in update.present else ()
+        record = self._record_named(key, sent)
         if record is None:
             return self._create(key, update.apply_to(Demographics()), self._now())
-        self._change(record, _with_key_identifier(update.apply_to(record.demographics), key))
+        self._change(record, _with_key_identifier(update.apply_to(record.demographics), record.key))
         return record, False
+
+    def _record_named(self, key: RecordKey, identifiers: tuple[Identifier, ...]) -> SourceRecord | None:
+        """The facility's record under ``key`` or under any other of the sent identifiers.
+
+        The key only decides where a *new* record goes: a record the facility already has
+        under another of the identifiers is the one meant, whatever order they came in.
+        Records merged away count as their survivor; two records left are ``SeveralRecords``.
+        """
+        found = self._records_under(key, identifiers)
+        if len(found) <= 1:
+            return next(iter(found), None)
+        survivors = {self._survivor_of(r).id: self._survivor_of(r) for r in found}
+        if len(survivors) == 1:
+            return next(iter(survivors.values()))
+        named = ", ".join(f"{r.key.mrn} of {r.key.authority} (record {r.id})"
+                          for r in sorted(survivors.values(), key=lambda r: r.id))
+        raise SeveralRecords(f"the identifiers sent name {len(survivors)} different records of "
+                             f"facility {key.facility}: {named}; which one is meant cannot be told")
+
+    def _records_under(self, key: RecordKey, identifiers: tuple[Identifier, ...]) -> list[SourceRecord]:
+        """The facility's records keyed by ``key`` or by one of ``identifiers``, distinct."""
+        found: dict[str, SourceRecord] = {}
+        direct = self._repo.get_record(key)
+        if direct is not None:
+            found[direct.id] = direct
+        for identifier in identifiers:
+            other = RecordKey(key.facility, identifier.authority, identifier.value)
+            if other == key or not identifier.links_patients:
+                continue
+            # A record carries its key as an identifier: this finds it without another query.
+            found.update((r.id, r) for r in self._repo.records_with_identifier(identifier)
+                         if r.key == other)
+        return list(found.values())
+
+    def _survivor_of(self, record: SourceRecord) -> SourceRecord:
+        seen = {record.id}
+        while record.merged_into and record.merged_into not in seen:
+            survivor = self._repo.get_record_by_id(record.merged_into)
+            if survivor is None:
+                break
+            seen.add(survivor.id)
+            record = survivor
+        return record
 
     def _change(self, record: SourceRecord, demographics: Demographics,
                 old_key: RecordKey | None = None) -> bool:
@@ -131,12 +176,16 @@ class PatientIndex:
 
     # -- merge ----------------------------------------------------------------------------
 
-    def merge(self, survivor: RecordKey, prior: RecordKey,
-              update: DemographicsUpdate) -> list[PatientChange]:
+    def merge(self, survivor: RecordKey, prior: RecordKey, update: DemographicsUpdate,
+              prior_identifiers: tuple[Identifier, ...] = ()) -> list[PatientChange]:
         """Merge the facility's record ``prior`` into ``survivor`` (created if unknown).
 
-        The prior record keeps its data for the audit trail but no longer ranks; its patient
-        is merged into the survivor's when it has no other active record left.
+        Every record of the facility under ``prior`` or any of ``prior_identifiers`` (the
+        sender's list of the non-surviving record's numbers) is merged. A prior record keeps
+        its data for the audit trail but no longer ranks; its patient is merged into the
+        survivor's when it has no other active record left. When no prior record exists,
+        one is remembered, retired, with all of the identifiers, so that later messages
+        naming any of them find the survivor.
         """
         if survivor == prior:
             raise InvalidIndexOperation(f"cannot merge record {prior.authority}|{prior.mrn} into itself")
@@ -144,17 +193,23 @@ class PatientIndex:
         if existing is not None and not existing.is_active:
             raise InvalidIndexOperation(
                 f"surviving identifier {survivor.authority}|{survivor.mrn} was itself merged away")
+        priors = self._records_under(prior, prior_identifiers)
         survivor_record, created = self._apply(survivor, update)
         target = survivor_record.patient_id
-        prior_record = self._repo.get_record(prior)
-        if prior_record is None:
-            # Remember the retired identifier so later messages naming it find the survivor.
-            self._create(prior, Demographics(), self._now(), patient_id=target,
+        created_patient = target if created else None
+        priors = [r for r in priors if r.id != survivor_record.id]
+        if not priors and self._repo.get_record(prior) is not None:
+            raise InvalidIndexOperation(f"cannot merge record {prior.authority}|{prior.mrn} into itself")
+        if not priors:
+            remembered = Demographics(identifiers=tuple(i for i in prior_identifiers if i.authority))
+            self._create(prior, remembered, self._now(), patient_id=target,
                          merged_into=survivor_record.id)
-            return self._rerank([target], created_patient=target if created else None)
-        if prior_record.merged_into == survivor_record.id:
-            return self._rerank([target], created_patient=target if created else None)
-        return self._merge_record(prior_record, survivor_record, created=created)
+            return self._rerank([target], created_patient=created_patient)
+        changes: list[PatientChange] = []
+        for prior_record in priors:
+            if prior_record.merged_into != survivor_record.id:
+                changes += self._merge_record(prior_record, survivor_record, created=created)
+        return changes or self._rerank([target], created_patient=created_patient)
 
     def merge_records(self, prior_id: str, survivor_id: str) -> list[PatientChange]:
         """Merge record ``prior_id`` into ``survivor_id`` (FHIR ``link`` replaced-by/replaces)."""

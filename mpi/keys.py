@@ -1,0 +1,49 @@
+"""Which of a message's identifiers keys a facility's source record: one rule, whatever order.
+
+A sender may list several identifiers (PID-3 repeats, a FHIR Patient has many), some without
+a type, several of type MR. Taking the first would make the same patient, sent with its
+identifiers in another order, a second source record. The rule here never looks at order:
+
+1. only identifiers that can link patients count (an authority, not an SSN);
+2. by authority: the facility's own assigning authority first, then the facility's
+   ``authority_preference`` from routing.yaml in its order, then any other authority;
+3. by type: MR, MRN, PI, PT, PN, then untyped, then any other type;
+4. then by authority and value, alphabetically, so that ties still have one answer.
+
+The rule chooses the key of a *new* record only: an existing record of the facility found
+under any of the identifiers is updated under its own key (see ``PatientIndex.upsert``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from mpi.model import Identifier
+
+__all__ = ["KEY_TYPES", "record_key_identifier"]
+
+#: Identifier types (HL7 table 0203) that name a patient's record, best first.
+KEY_TYPES = ("MR", "MRN", "PI", "PT", "PN")
+
+
+def record_key_identifier(identifiers: Iterable[Identifier],
+                          authority_order: Sequence[str]) -> Identifier | None:
+    """The identifier a new record is keyed by, or None when none can key one.
+
+    ``authority_order`` lists the facility's authorities, most preferred first (its own
+    assigning authority, then its preference list); names compare without regard to case.
+    """
+    order = {name.upper(): rank for rank, name in reversed(list(enumerate(authority_order)))}
+    candidates = [i for i in identifiers if i.links_patients]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda i: (
+        order.get(i.authority.upper(), len(order)),
+        _type_rank(i.type_code),
+        i.authority, i.value))
+
+
+def _type_rank(type_code: str) -> int:
+    if type_code in KEY_TYPES:
+        return KEY_TYPES.index(type_code)
+    return len(KEY_TYPES) + (0 if not type_code else 1)
