@@ -4,11 +4,14 @@ A sender may list several identifiers (PID-3 repeats, a FHIR Patient has many), 
 a type, several of type MR. Taking the first would make the same patient, sent with its
 identifiers in another order, a second source record. The rule here never looks at order:
 
-1. only identifiers that can link patients count (an authority, not an SSN);
+1. only identifiers that can link patients count (an authority, not an SSN), and among
+   them those of a patient-record type (MR, MRN, PI, PT, PN) or of no type; one of another
+   type (an account, visit, facility or licence number, ...) only when there is no such one;
 2. by authority: the facility's own assigning authority first, then the facility's
    ``authority_preference`` from routing.yaml in its order, then any other authority;
 3. by type: MR, MRN, PI, PT, PN, then untyped, then any other type;
-4. then by authority and value, alphabetically, so that ties still have one answer.
+4. then by authority and value, alphabetically, so that ties still have one answer (an
+   analyst who wants another choice lists the authority in ``authority_preference``).
 
 The rule chooses the key of a *new* record only: an existing record of the facility found
 under any of the identifiers is updated under its own key (see ``PatientIndex.upsert``).
@@ -38,6 +41,7 @@ def record_key_identifier(identifiers: Iterable[Identifier],
     if not candidates:
         return None
     return min(candidates, key=lambda i: (
+        _type_rank(i.type_code) > len(KEY_TYPES),
         order.get(i.authority.upper(), len(order)),
         _type_rank(i.type_code),
         i.authority, i.value))

@@ -17,7 +17,7 @@ from engine.rules import Facility
 from inbound.hl7 import datatypes
 from inbound.hl7.reader import HL7_NULL, Element, Segment
 from mpi.keys import record_key_identifier
-from mpi.model import Demographics, DemographicsUpdate, Identifier, RecordKey
+from mpi.model import Demographics, DemographicsUpdate, Identifier, RecordKey, distinct_identifiers
 
 __all__ = ["Source", "identifiers_in", "patient_update", "record_key"]
 
@@ -72,7 +72,7 @@ def patient_update(pid: Segment, facility: Source, *,
     keyed_by, where = identifiers, "PID-3"
     if key_field == 2:
         keyed_by, where = _identifiers(pid.repetitions(2), facility), "PID-2"
-        values["identifiers"] = identifiers = tuple(dict.fromkeys((*keyed_by, *identifiers)))
+        values["identifiers"] = identifiers = distinct_identifiers((*keyed_by, *identifiers))
         present.add("identifiers")
     if "ssn" not in present and any(i.type_code in {"SS", "SSN"} for i in identifiers):
         values["ssn"] = next(i.value for i in identifiers if i.type_code in {"SS", "SSN"})
@@ -97,7 +97,7 @@ def identifiers_in(segment: Segment, field: int, source: Source) -> tuple[Identi
 def _identifiers(elements: list[Element], source: Source) -> tuple[Identifier, ...]:
     found = (datatypes.identifier(e, source.facility.default_authority, source.canonical_authority)
              for e in elements if not e.is_null)
-    return tuple(dict.fromkeys(i for i in found if i is not None))
+    return distinct_identifiers(i for i in found if i is not None)
 
 
 def _names(pid: Segment, _source: Source) -> tuple[Any, ...]:

@@ -25,6 +25,10 @@ def pid(identifiers: str) -> str:
     ((Identifier("5", "NGH", "AN"), Identifier("6", "NGH", ""), Identifier("7", "NGH", "MR")),
      Identifier("7", "NGH", "MR")),
     ((Identifier("5", "NGH", "AN"), Identifier("6", "NGH", "")), Identifier("6", "NGH", "")),
+    # An account number never keys a record while a patient identifier is there...
+    ((Identifier("5", "NGH", "AN"), Identifier("7", "EMPI", "MR")), Identifier("7", "EMPI", "MR")),
+    # ... but does when it is all there is.
+    ((Identifier("5", "NGH", "AN"), Identifier("6", "EMPI", "VN")), Identifier("5", "NGH", "AN")),
     # Two of the same rank: the smaller value, so the answer never depends on order.
     ((Identifier("200", "NGH", "MR"), Identifier("100", "NGH", "MR")), Identifier("100", "NGH", "MR")),
     # SSNs and identifiers without an authority never key a record.
