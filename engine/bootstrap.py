@@ -303,6 +303,7 @@ def dry_run(runtime: Runtime, command: Command) -> Outcome:
 def explain_file(runtime: Runtime, raw: bytes) -> tuple[list[str], bool]:
     """``route explain`` for one file's bytes: a JSON object is FHIR, anything else HL7 v2."""
     if raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
-        return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c))
+        return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c), runtime.search,
+                            runtime.ids)
     return explain_hl7(raw, runtime.router, runtime.rules.hl7, lambda c: dry_run(runtime, c),
                        validate=validate_structure)
