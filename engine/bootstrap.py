@@ -52,14 +52,15 @@ from inbound.mllp import MllpServer
 from inbound.mllp_sender import Answer, FileToSend, MllpSender, SendFailed
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
+from outbound.notify import check_templates, count_templates
 from outbound.outbox_admin import count_by_status, list_rows
 from outbound.outbox_admin import replay as replay_outbox
 from outbound.relay import Relay, RelayPolicy
 from outbound.tail import tail_events
 
-__all__ = ["COMPONENTS", "Runtime", "build_runtime", "count_by_status", "dry_run", "explain_file",
-           "http_app", "list_rows", "replay_outbox", "run_components", "send_hl7_files",
-           "tail_events", "upgrade_database"]
+__all__ = ["COMPONENTS", "Runtime", "build_runtime", "check_notification_templates", "count_by_status",
+           "dry_run", "explain_file", "http_app", "list_rows", "replay_outbox", "run_components",
+           "send_hl7_files", "tail_events", "upgrade_database"]
 
 log = logging.getLogger("portalbridge")
 
@@ -391,3 +392,9 @@ def send_hl7_files(paths: list[Path], host: str, port: int, *, connections: int,
         return asyncio.run(sender.send(files)), total
     except SendFailed as exc:
         raise TransientFailure(str(exc)) from None
+
+
+def check_notification_templates(rules: RoutingRules) -> tuple[int, list[str]]:
+    """How many notification templates the configured locales use, and every problem
+    rendering them (``portalbridge config check``)."""
+    return count_templates(rules.notifications), check_templates(rules.notifications)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.cli_help import settings_epilog
 from engine.config import Settings
@@ -23,7 +24,18 @@ from engine.errors import RejectedMessage
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from inbound.mllp_sender import Answer
+
+class Answer(Protocol):
+    """What ``send_hl7_files`` says about one message (``inbound.mllp_sender.Answer``)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def control_id(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
 
 __all__ = ["add_send_command"]
 
@@ -110,7 +122,7 @@ def _set_total(bar: tqdm[Any], total: int) -> None:
     bar.total = total
 
 
-def _summary(answers: list[Answer], files: int, receiver: str) -> str:
+def _summary(answers: Sequence[Answer], files: int, receiver: str) -> str:
     counts = Counter(a.code for a in answers)
     codes = ", ".join(f"{code} {count}" for code, count in sorted(counts.items())) or "none"
     lines = [f"sent {len(answers)} message(s) from {files} file(s) to {receiver}: {codes}"]

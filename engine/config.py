@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import ConfigurationError
@@ -13,6 +13,7 @@ __all__ = ["Settings", "setting_names"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
+DEFAULT_MAIL_URL = "file://mail"  # one RFC 5322 file per message in ./mail
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +31,9 @@ class Settings:
     relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
+    #: Where notifications go: file://FOLDER, smtp://..., smtps://... It may hold the SMTP
+    #: password, so it is left out of the settings' repr.
+    mail_url: str = field(default=DEFAULT_MAIL_URL, repr=False)
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -54,6 +58,7 @@ class Settings:
             relay_batch_size=_positive(env, "PORTALBRIDGE_RELAY_BATCH_SIZE", 500),
             heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])
             if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
+            mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,
         )
 
 

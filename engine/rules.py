@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import ConfigurationError
+from engine.notification_rules import NotificationRules
 
 __all__ = [
     "EVENT_TYPES",
@@ -28,6 +29,7 @@ __all__ = [
     "FhirRules",
     "Hl7Rules",
     "Match",
+    "NotificationRules",
     "Route",
     "RoutingRules",
     "Sender",
@@ -202,6 +204,7 @@ class RoutingRules(_Strict):
     events: EventRules = EventRules()
     hl7: Hl7Rules = Hl7Rules()
     fhir: FhirRules = FhirRules()
+    notifications: NotificationRules = NotificationRules()
 
     @model_validator(mode="after")
     def _cross_references(self) -> RoutingRules:
@@ -345,7 +348,11 @@ def load_rules(path: Path) -> RoutingRules:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read the routing file ({exc.strerror})") from exc
-    return parse_rules(text, source=str(path))
+    rules = parse_rules(text, source=str(path))
+    # A relative templates folder is where the analyst sees it: beside the routing file.
+    notifications = rules.notifications.resolved_against(path.parent)
+    return rules if notifications is rules.notifications else \
+        rules.model_copy(update={"notifications": notifications})
 
 
 def parse_rules(text: str, source: str = "routing.yaml") -> RoutingRules:
@@ -375,7 +382,8 @@ def _describe(error: Mapping[str, Any]) -> str:
         name = path.rsplit(".", 1)[-1].split("[")[0]
         return f"{path}: unknown {name.rstrip('s')} {value!r} (expected {allowed})"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if "\n" in message or message.startswith(("senders[", "routes[", "facilities[", "authorities[")):
+    if "\n" in message or message.startswith(("senders[", "routes[", "facilities[", "authorities[",
+                                               "notifications.")):
         return message  # cross-reference problems carry their own paths
     return f"{path}: {message}"
 

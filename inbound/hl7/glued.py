@@ -8,7 +8,9 @@ that segment and field) or, with ``glued_segments: split``, cut it into two segm
 apply it with a warning in the acknowledgement.
 
 Z-segments and a few names that are also ordinary words or codes (LOC, ORG, ...) are not
-looked for, so that a field holding such a value is never mistaken for a seam.
+looked for, and a header name (MSH, FHS, BHS) counts only when its encoding characters follow
+(MSH is also a religion code, table 0006), so that a field holding such a value is never
+mistaken for a seam.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ SEGMENT_NAMES = frozenset({
 })
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}
+_HEADERS = frozenset({"MSH", "FHS", "BHS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +86,23 @@ def find_glued(message: Er7Message) -> list[GluedSegment]:
         name = raw[:3]
         seen[name] = seen.get(name, 0) + 1
         for match in pattern.finditer(raw, 4):
-            if match.group(1) in SEGMENT_NAMES:
+            if match.group(1) in SEGMENT_NAMES and _begins_segment(match.group(1), raw, match.end(),
+                                                                   separator):
                 # In MSH, field 1 is the separator itself: one more than the count before.
                 field = raw.count(separator, 0, match.start()) + (1 if name == "MSH" else 0)
                 found.append(GluedSegment(name, seen[name], field, match.group(1), index,
                                           match.start()))
     return found
+
+
+def _begins_segment(name: str, raw: str, end: int, separator: str) -> bool:
+    """A header segment (MSH, FHS, BHS) glued on is followed by its encoding characters; a
+    field that merely holds the code (religion MSH, say) is not."""
+    if name not in _HEADERS:
+        return True
+    following = raw[end + 1:].split(separator, 1)[0]
+    return len(following) in (4, 5) and len(set(following)) == len(following) and not any(
+        c.isalnum() for c in following)
 
 
 def split_glued(message: Er7Message, glued: list[GluedSegment]) -> str:

@@ -58,3 +58,8 @@ def test_values_that_are_not_segment_names_are_left_alone() -> None:
     assert find_glued(parse(text)) == []
     glued = find_glued(parse(text.replace("|ENG", "|ENG|||NK1|1|SAMPLE^MOM")))
     assert [(g.location, g.name) for g in glued] == [("PID-20", "NK1")]
+    # MSH is also a religion code (PID-17): only a glued header is followed by its delimiters.
+    religion = text.replace("|CAT|", "|MSH|")
+    assert find_glued(parse(religion)) == []
+    two_messages = text + "|||MSH|^~\\&|ADT|NORTH"
+    assert [(g.location, g.name) for g in find_glued(parse(two_messages))] == [("PV1-6", "MSH")]
