@@ -16,10 +16,10 @@ from mpi.errors import (
     IdentifierInUse,
     InvalidIndexOperation,
     RecordExists,
-    SeveralRecords,
     UnknownRecord,
     VersionConflict,
 )
+from mpi.keys import record_named, records_under
 from mpi.model import (
     DEMOGRAPHIC_FIELDS,
     Demographics,
@@ -79,54 +79,11 @@ class PatientIndex:
 
     def _apply(self, key: RecordKey, update: DemographicsUpdate) -> tuple[SourceRecord, bool]:
         sent = update.values.identifiers if "identifiers" in update.present else ()
-        record = self._record_named(key, sent)
+        record = record_named(self._repo, key, sent)
         if record is None:
             return self._create(key, update.apply_to(Demographics()), self._now())
         self._change(record, _with_key_identifier(update.apply_to(record.demographics), record.key))
         return record, False
-
-    def _record_named(self, key: RecordKey, identifiers: tuple[Identifier, ...]) -> SourceRecord | None:
-        """The facility's record under ``key`` or under any other of the sent identifiers.
-
-        The key only decides where a *new* record goes: a record the facility already has
-        under another of the identifiers is the one meant, whatever order they came in.
-        Records merged away count as their survivor; two records left are ``SeveralRecords``.
-        """
-        found = self._records_under(key, identifiers)
-        if len(found) <= 1:
-            return next(iter(found), None)
-        survivors = {self._survivor_of(r).id: self._survivor_of(r) for r in found}
-        if len(survivors) == 1:
-            return next(iter(survivors.values()))
-        named = ", ".join(f"{r.key.mrn} of {r.key.authority} (record {r.id})"
-                          for r in sorted(survivors.values(), key=lambda r: r.id))
-        raise SeveralRecords(f"the identifiers sent name {len(survivors)} different records of "
-                             f"facility {key.facility}: {named}; which one is meant cannot be told")
-
-    def _records_under(self, key: RecordKey, identifiers: tuple[Identifier, ...]) -> list[SourceRecord]:
-        """The facility's records keyed by ``key`` or by one of ``identifiers``, distinct."""
-        found: dict[str, SourceRecord] = {}
-        direct = self._repo.get_record(key)
-        if direct is not None:
-            found[direct.id] = direct
-        for identifier in identifiers:
-            other = RecordKey(key.facility, identifier.authority, identifier.value)
-            if other == key or not identifier.links_patients:
-                continue
-            # A record carries its key as an identifier: this finds it without another query.
-            found.update((r.id, r) for r in self._repo.records_with_identifier(identifier)
-                         if r.key == other)
-        return list(found.values())
-
-    def _survivor_of(self, record: SourceRecord) -> SourceRecord:
-        seen = {record.id}
-        while record.merged_into and record.merged_into not in seen:
-            survivor = self._repo.get_record_by_id(record.merged_into)
-            if survivor is None:
-                break
-            seen.add(survivor.id)
-            record = survivor
-        return record
 
     def _change(self, record: SourceRecord, demographics: Demographics,
                 old_key: RecordKey | None = None) -> bool:
@@ -193,7 +150,7 @@ class PatientIndex:
         if existing is not None and not existing.is_active:
             raise InvalidIndexOperation(
                 f"surviving identifier {survivor.authority}|{survivor.mrn} was itself merged away")
-        priors = self._records_under(prior, prior_identifiers)
+        priors = records_under(self._repo, prior, prior_identifiers)
         survivor_record, created = self._apply(survivor, update)
         target = survivor_record.patient_id
         created_patient = target if created else None

@@ -14,16 +14,18 @@ identifiers in another order, a second source record. The rule here never looks 
    analyst who wants another choice lists the authority in ``authority_preference``).
 
 The rule chooses the key of a *new* record only: an existing record of the facility found
-under any of the identifiers is updated under its own key (see ``PatientIndex.upsert``).
+under any of the identifiers is updated under its own key (``record_named``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from mpi.model import Identifier
+from mpi.errors import SeveralRecords
+from mpi.model import Identifier, RecordKey, SourceRecord
+from mpi.repository import MpiRepository
 
-__all__ = ["KEY_TYPES", "record_key_identifier"]
+__all__ = ["KEY_TYPES", "record_key_identifier", "record_named", "records_under"]
 
 #: Identifier types (HL7 table 0203) that name a patient's record, best first.
 KEY_TYPES = ("MR", "MRN", "PI", "PT", "PN")
@@ -51,3 +53,50 @@ def _type_rank(type_code: str) -> int:
     if type_code in KEY_TYPES:
         return KEY_TYPES.index(type_code)
     return len(KEY_TYPES) + (0 if not type_code else 1)
+
+
+def record_named(repo: MpiRepository, key: RecordKey,
+                 identifiers: tuple[Identifier, ...]) -> SourceRecord | None:
+    """The facility's record under ``key`` or under any other of the sent identifiers.
+
+    The key only decides where a *new* record goes: a record the facility already has
+    under another of the identifiers is the one meant, whatever order they came in.
+    Records merged away count as their survivor; two records left are ``SeveralRecords``.
+    """
+    found = records_under(repo, key, identifiers)
+    if len(found) <= 1:
+        return next(iter(found), None)
+    survivors = {s.id: s for s in (_survivor_of(repo, r) for r in found)}
+    if len(survivors) == 1:
+        return next(iter(survivors.values()))
+    named = ", ".join(f"{r.key.mrn} of {r.key.authority} (record {r.id})"
+                      for r in sorted(survivors.values(), key=lambda r: r.id))
+    raise SeveralRecords(f"the identifiers sent name {len(survivors)} different records of "
+                         f"facility {key.facility}: {named}; which one is meant cannot be told")
+
+
+def records_under(repo: MpiRepository, key: RecordKey,
+                  identifiers: tuple[Identifier, ...]) -> list[SourceRecord]:
+    """The facility's records keyed by ``key`` or by one of ``identifiers``, distinct."""
+    found: dict[str, SourceRecord] = {}
+    direct = repo.get_record(key)
+    if direct is not None:
+        found[direct.id] = direct
+    for identifier in identifiers:
+        other = RecordKey(key.facility, identifier.authority, identifier.value)
+        if other == key or not identifier.links_patients:
+            continue
+        # A record carries its key as an identifier: this finds it without another query.
+        found.update((r.id, r) for r in repo.records_with_identifier(identifier) if r.key == other)
+    return list(found.values())
+
+
+def _survivor_of(repo: MpiRepository, record: SourceRecord) -> SourceRecord:
+    seen = {record.id}
+    while record.merged_into and record.merged_into not in seen:
+        survivor = repo.get_record_by_id(record.merged_into)
+        if survivor is None:
+            break
+        seen.add(survivor.id)
+        record = survivor
+    return record
