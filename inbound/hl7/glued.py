@@ -76,22 +76,26 @@ class GluedSegment:
 def find_glued(message: Er7Message) -> list[GluedSegment]:
     """Every field that holds a segment name followed by further fields."""
     separator = message.delimiters.field
+    text = message.to_er7()
     pattern = _PATTERNS.get(separator)
     if pattern is None:
         sep = re.escape(separator)
-        pattern = _PATTERNS.setdefault(separator, re.compile(f"(?<={sep})([A-Z][A-Z0-9]{{2}})(?={sep})"))
+        pattern = _PATTERNS.setdefault(separator, re.compile(f"{sep}([A-Z][A-Z0-9]{{2}})(?={sep})"))
+    # The common case in one pass at C speed: no field anywhere is exactly a segment name.
+    if not any(m.group(1) in SEGMENT_NAMES for m in pattern.finditer(text)):
+        return []
     found: list[GluedSegment] = []
     seen: dict[str, int] = {}
-    for index, raw in enumerate(message.to_er7().split("\r")):
+    for index, raw in enumerate(text.split("\r")):
         name = raw[:3]
         seen[name] = seen.get(name, 0) + 1
-        for match in pattern.finditer(raw, 4):
+        for match in pattern.finditer(raw, 3):
+            start = match.start(1)
             if match.group(1) in SEGMENT_NAMES and _begins_segment(match.group(1), raw, match.end(),
                                                                    separator):
                 # In MSH, field 1 is the separator itself: one more than the count before.
-                field = raw.count(separator, 0, match.start()) + (1 if name == "MSH" else 0)
-                found.append(GluedSegment(name, seen[name], field, match.group(1), index,
-                                          match.start()))
+                field = raw.count(separator, 0, start) + (1 if name == "MSH" else 0)
+                found.append(GluedSegment(name, seen[name], field, match.group(1), index, start))
     return found
 
 
