@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from engine.audit import AuditLog
 from engine.blocking import Background, touch_while_alive
@@ -26,10 +29,9 @@ from engine.commands import Command, Outcome
 from engine.committer import GroupCommitter
 from engine.config import Settings
 from engine.domain.clock import Clock, IdSource, RandomIds, SystemClock
-from engine.errors import ConfigurationError, StoreUnavailable
+from engine.errors import ConfigurationError, RejectedMessage, StoreUnavailable, TransientFailure
 from engine.handlers import MessageBus
 from engine.limits import check_command
-from engine.logs import describe_exception
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
 from engine.shutdown import StopBudget, within
@@ -43,11 +45,13 @@ from engine.store.staff import SqlStaffDirectory
 from inbound.amqp_worker import Hl7QueueWorker
 from inbound.fhir import explain_fhir
 from inbound.hl7.explain import explain_hl7
+from inbound.hl7.files import pieces_of
 from inbound.hl7.receiver import Hl7Receiver
 from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
 from inbound.mllp import MllpServer
+from inbound.mllp_sender import Answer, FileToSend, MllpSender, SendFailed
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
 from outbound.notify import check_templates, count_templates
@@ -58,7 +62,7 @@ from outbound.tail import tail_events
 
 __all__ = ["COMPONENTS", "Runtime", "build_runtime", "check_notification_templates", "count_by_status",
            "dry_run", "explain_file", "http_app", "list_rows", "replay_outbox", "run_components",
-           "tail_events"]
+           "send_hl7_files", "tail_events", "upgrade_database"]
 
 log = logging.getLogger("portalbridge")
 
@@ -95,7 +99,10 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                   migrate_sqlite: bool = True) -> Runtime:
     """Load the rules, open the database (migrating an embedded SQLite file) and build the core."""
     rules = rules or load_rules(settings.config_path)
-    database = open_database(settings.database_url)
+    try:
+        database = open_database(settings.database_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
     _ensure_schema(database, migrate_sqlite)
     clock, ids = clock or SystemClock(), ids or RandomIds()
     bus = MessageBus(rules, clock, ids)
@@ -111,19 +118,44 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                    staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock))
 
 
+def upgrade_database(settings: Settings) -> str:
+    """``portalbridge db upgrade``: migrate to the latest revision; the database's URL."""
+    try:
+        database = open_database(settings.database_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
+    try:
+        upgrade(database)
+        incomplete = pending_revision(database) is not None
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(_cannot_open(database, exc)) from None
+    finally:
+        database.dispose()
+    if incomplete:  # pragma: no cover - Alembic raises rather than stopping short
+        raise StoreUnavailable("the upgrade stopped before the latest schema revision")
+    return database.url.render_as_string(hide_password=True)
+
+
 def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
     try:
         if is_sqlite(database) and migrate_sqlite:
             upgrade(database)
             return
         head = pending_revision(database)
-    except SQLAlchemyError as exc:
-        where = database.url.render_as_string(hide_password=True)
-        raise StoreUnavailable(f"cannot open the database {where} "
-                               f"({describe_exception(exc)})") from exc
+    except SQLAlchemyError as exc:  # unreachable, missing, or not ours to open: one line
+        raise StoreUnavailable(_cannot_open(database, exc)) from None
     if head is not None:
         raise ConfigurationError(
             f"the database schema is not at revision {head}: run `portalbridge db upgrade` first")
+
+
+def _cannot_open(database: Engine, error: SQLAlchemyError) -> str:
+    cause = getattr(error, "orig", None) or error
+    reason = " ".join(str(cause).split("\n")[0].split()).removeprefix("connection failed: ")
+    if is_sqlite(database) and "unable to open" in reason:
+        reason += " (does its folder exist, and may this user write there?)"
+    url = database.url.render_as_string(hide_password=True)
+    return f"cannot open the database {url} (PORTALBRIDGE_DATABASE_URL): {reason}"
 
 
 def readiness(runtime: Runtime) -> dict[str, bool | str]:
@@ -192,7 +224,10 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
         if "listen" in components:
             receiver = _hl7_receiver(runtime)
             mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes)
-            runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
+            try:
+                runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
+            except OSError as exc:
+                raise _cannot_listen("MLLP", settings.bind_host, settings.mllp_port, exc) from None
         if "api" in components:
             http, http_task = await _start_http(runtime, mllp)
         if on_ready is not None:
@@ -228,7 +263,9 @@ async def _start_http(runtime: Runtime,
                             port=runtime.settings.http_port, log_level=quiet, access_log=False,
                             lifespan="off", log_config=None)
     server = _EmbeddedUvicorn(config)
-    task = asyncio.get_running_loop().create_task(server.serve())
+    # Bound here, so that a port in use is one clear line rather than uvicorn's exit.
+    sock = _bound_socket("HTTP", runtime.settings.bind_host, runtime.settings.http_port)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()  # raises why it could not start (port in use, ...)
@@ -237,6 +274,24 @@ async def _start_http(runtime: Runtime,
     runtime.bound_ports["http"] = server.servers[0].sockets[0].getsockname()[1]
     log.info("HTTP API on %s:%d", runtime.settings.bind_host, runtime.bound_ports["http"])
     return server, task
+
+
+def _bound_socket(what: str, host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise _cannot_listen(what, host, port, exc) from None
+    return sock
+
+
+def _cannot_listen(what: str, host: str, port: int, error: OSError) -> ConfigurationError:
+    setting = f"PORTALBRIDGE_{what}_PORT"
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    return ConfigurationError(f"cannot listen for {what} on {host}:{port}: {reason.lower()} "
+                              f"(set {setting} to a free port, or stop what holds this one)")
 
 
 def _start_blocking(runtime: Runtime, components: frozenset[str],
@@ -332,9 +387,31 @@ def dry_run(runtime: Runtime, command: Command) -> Outcome:
 def explain_file(runtime: Runtime, raw: bytes) -> tuple[list[str], bool]:
     """``route explain`` for one file's bytes: a JSON object is FHIR, anything else HL7 v2."""
     if raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
-        return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c))
+        return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c), runtime.search,
+                            runtime.ids)
     return explain_hl7(raw, runtime.router, runtime.rules.hl7, lambda c: dry_run(runtime, c),
                        validate=validate_structure)
+
+
+def send_hl7_files(paths: list[Path], host: str, port: int, *, connections: int, timeout: float,
+                   attempts: int, on_message: Callable[[Answer], None],
+                   on_total: Callable[[int], None]) -> tuple[list[Answer], int]:
+    """``portalbridge send``: the files' messages over MLLP, exactly as stored; the answers,
+    and how many messages there were."""
+    files: list[FileToSend] = []
+    for path in paths:
+        try:
+            files.append(FileToSend(path, pieces_of(path.read_bytes())))
+        except OSError as exc:
+            raise RejectedMessage(f"{path}: cannot read ({exc.strerror})") from None
+    total = sum(len(p.headers) or 1 for f in files for p in f.pieces)
+    on_total(total)
+    sender = MllpSender(host, port, connections=connections, timeout=timeout, attempts=attempts,
+                        on_message=on_message)
+    try:
+        return asyncio.run(sender.send(files)), total
+    except SendFailed as exc:
+        raise TransientFailure(str(exc)) from None
 
 
 def check_notification_templates(rules: RoutingRules) -> tuple[int, list[str]]:

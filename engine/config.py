@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "setting_names"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
@@ -47,9 +47,9 @@ class Settings:
         env = os.environ if environ is None else environ
         folder = cwd or Path.cwd()
         return cls(
-            database_url=env.get("PORTALBRIDGE_DATABASE_URL")
+            database_url=_url(env, "PORTALBRIDGE_DATABASE_URL", _DATABASE_SCHEMES)
             or f"sqlite:///{folder / DEFAULT_DATABASE_FILE}",
-            broker_url=env.get("PORTALBRIDGE_BROKER_URL") or IN_PROCESS_BROKER,
+            broker_url=_url(env, "PORTALBRIDGE_BROKER_URL", _BROKER_SCHEMES) or IN_PROCESS_BROKER,
             config_path=Path(env.get("PORTALBRIDGE_CONFIG") or folder / "routing.yaml"),
             mllp_port=_port(env, "PORTALBRIDGE_MLLP_PORT", 2575),
             http_port=_port(env, "PORTALBRIDGE_HTTP_PORT", 8080),
@@ -64,6 +64,49 @@ class Settings:
             shutdown_timeout=_seconds(env, "PORTALBRIDGE_SHUTDOWN_TIMEOUT", 10.0),
             mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,
         )
+
+
+#: URL schemes each setting accepts, and what to write instead of anything else.
+_DATABASE_SCHEMES = (("sqlite", "postgresql", "postgresql+psycopg", "postgres"),
+                     "sqlite:///FILE or postgresql://USER@HOST:5432/DATABASE")
+_BROKER_SCHEMES = (("memory", "amqp", "amqps", "pyamqp"), "memory:// or amqp://USER:PASSWORD@HOST:5672/VHOST")
+
+
+def _url(env: Mapping[str, str], name: str, accepted: tuple[tuple[str, ...], str]) -> str:
+    raw = env.get(name) or ""
+    if raw:
+        scheme, colon, _ = raw.partition(":")
+        if not colon or scheme.lower() not in accepted[0]:
+            raise ConfigurationError(f"{name}: unsupported URL scheme '{scheme if colon else raw}' "
+                                     f"(use {accepted[1]})")
+    return raw
+
+
+class _Recorder(dict[str, str]):
+    """An empty environment that remembers which names were looked up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.append(key)
+        return default
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.append(key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.append(str(key))
+        return False
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable ``Settings.from_environment`` reads, in the order read."""
+    recorder = _Recorder()
+    Settings.from_environment(recorder, Path("."))
+    return tuple(dict.fromkeys(recorder.asked))
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -46,7 +46,8 @@ senders: []
 routes:
   - {name: updates, match: {message_type: ADT, trigger: [A01, A04, A05, A08, A28, A31]},
      action: upsert_patient}
-  - {name: merges, match: {message_type: ADT, trigger: A40}, action: merge_patients}
+  - {name: merges, match: {message_type: ADT, trigger: [A18, A30, A34, A35, A36, A39, A40]},
+     action: merge_patients}
   - {name: identifier changes, match: {message_type: ADT, trigger: A47},
      action: change_identifier}
   - {name: other adt, match: {message_type: ADT}, action: ignore, reason: not used}
