@@ -13,6 +13,9 @@ id of the second PID-3 identifier; ``PID(2)-3(1).1`` the first identifier of the
 
 from __future__ import annotations
 
+import functools
+import re
+
 from engine.errors import InvalidMessage
 from engine.limits import CONTROL_ID_CHARS, MESSAGE_TYPE_CHARS, SENDER_CHARS
 from inbound.hl7.header import Header
@@ -27,6 +30,8 @@ from mpi.limits import (
 from mpi.model import Identifier
 
 __all__ = ["check_header", "check_identifier", "check_text", "segment_label"]
+
+_HEADERS = frozenset({"MSH", "FHS", "BHS"})  # field 1 is the separator itself
 
 def check_header(header: Header) -> None:
     """MSH values that go into the inbox: control id, sender, message type."""
@@ -44,16 +49,64 @@ def check_header(header: Header) -> None:
                              "MSH-9", code="102")
 
 
-def check_text(message: Er7Message, text: str) -> None:
+def check_text(message: Er7Message) -> None:
     """Refuse the first value holding a NUL or a lone surrogate, by its place.
 
-    The text is searched at C speed; only a message holding such a character, or a hex
-    escape (``\\X00\\`` decodes to a NUL), is walked value by value.
+    Linear and at C speed whatever the message's size: the characters are searched in the
+    message's text, hex escapes (``\\X00\\`` decodes to a NUL) by one regular expression,
+    and the place is worked out from the offset of the first one found.
     """
-    if first_unstorable(text) is None and f"{message.delimiters.escape}X" not in text:
-        return
-    for location, value in _leaves(message):
-        _refuse_if(value_problem(value), location)
+    raw = message.to_er7()
+    offsets = [found for found in (first_unstorable(raw), _first_bad_escape(message, raw))
+               if found is not None]
+    if offsets:
+        where = _place(message, raw, min(offsets))
+        raise InvalidMessage(f"{where} holds a NUL character or a lone surrogate, which no "
+                             "database stores", where, code="102")
+
+
+def _first_bad_escape(message: Er7Message, raw: str) -> int | None:
+    """The offset of the first ``\\Xhh..\\`` escape that decodes to an unstorable character."""
+    escape = message.delimiters.escape
+    if f"{escape}X" not in raw:
+        return None
+    for found in _hex_escapes(escape).finditer(raw):
+        decoded = bytes.fromhex(found.group(1)).decode(message.encoding, errors="replace")
+        if first_unstorable(decoded) is not None:
+            return found.start()
+    return None
+
+
+@functools.cache
+def _hex_escapes(escape: str) -> re.Pattern[str]:
+    """Hex escapes holding a 00 byte: only they can decode to a NUL (the decoders replace
+    lone surrogates), so only they are decoded."""
+    mark = re.escape(escape)
+    return re.compile(f"{mark}X((?:[0-9A-Fa-f]{{2}})*00(?:[0-9A-Fa-f]{{2}})*){mark}")
+
+
+def _place(message: Er7Message, raw: str, offset: int) -> str:
+    """The location (``PID(2)-5(1).1``) of the character at ``offset`` of ``raw``."""
+    d = message.delimiters
+    start = raw.rfind("\r", 0, offset) + 1
+    end = raw.find("\r", offset)
+    segment = raw[start:end if end >= 0 else len(raw)]
+    name = segment[:3]
+    occurrence = sum(1 for s in raw[:start].split("\r") if s[:3] == name)
+    before = segment[:offset - start]
+    field = before.count(d.field) + (1 if name in _HEADERS else 0)
+    in_field = before[before.rfind(d.field) + 1:]
+    repetition = in_field.count(d.repetition) + 1
+    in_repetition = in_field[in_field.rfind(d.repetition) + 1:]
+    component = in_repetition.count(d.component) + 1
+    in_component = in_repetition[in_repetition.rfind(d.component) + 1:]
+    rest = segment[offset - start:]
+    whole = in_component + rest[:min((i for i in (rest.find(c) for c in
+                                                  (d.component, d.repetition, d.field)) if i >= 0),
+                                     default=len(rest))]
+    label = segment_label(name, occurrence + 1)
+    where = f"{label}-{field}({repetition}).{component}"
+    return f"{where}.{in_component.count(d.subcomponent) + 1}" if d.subcomponent in whole else where
 
 
 def check_identifier(identifier: Identifier, element: Element, where: str) -> None:
@@ -67,24 +120,6 @@ def check_identifier(identifier: Identifier, element: Element, where: str) -> No
 def segment_label(name: str, occurrence: int) -> str:
     """``PID`` for the first PID of a message, ``PID(2)`` for the second."""
     return name if occurrence == 1 else f"{name}({occurrence})"
-
-
-def _leaves(message: Er7Message) -> list[tuple[str, str]]:
-    """Every unescaped leaf value with its location, in message order."""
-    found: list[tuple[str, str]] = []
-    component = message.delimiters.component
-    seen: dict[str, int] = {}
-    for segment in message.segments:
-        seen[segment.name] = seen.get(segment.name, 0) + 1
-        label = segment_label(segment.name, seen[segment.name])
-        for number in range(1, segment.field_count + 1):
-            for repetition, element in enumerate(segment.repetitions(number), 1):
-                for part in range(1, element.raw.count(component) + 2):
-                    where = f"{label}-{number}({repetition}).{part}"
-                    leaves = element.subcomponents(part)
-                    found.extend((f"{where}.{sub}" if len(leaves) > 1 else where, value)
-                                 for sub, value in enumerate(leaves, 1))
-    return found
 
 
 def _refuse_if(problem: str | None, location: str) -> None:

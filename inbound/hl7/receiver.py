@@ -79,7 +79,7 @@ def prepare(text: str, encoding: str, router: Router,
         message, warnings = _unglued(message, encoding, decision)
         # Only a message that will be stored must fit the store (an ignored one is not).
         check_header(header)
-        check_text(message, text)
+        check_text(message)
         if route.strict and validate is not None:
             validate(message.to_er7())
         command, note = translate(message, header, decision)
