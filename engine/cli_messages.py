@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from engine.cli_help import STORE_SETTINGS, settings_epilog
 from engine.cli_staff import audited, runtime_since
 from engine.config import Settings
 from engine.errors import RejectedMessage
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["add_messages_commands"]
 
+#: What the commands that open payloads read besides the store: the key that seals them.
+_KEY_SETTINGS = (*STORE_SETTINGS, "PORTALBRIDGE_SECRET_KEY", "PORTALBRIDGE_SECRET_KEY_FILE")
+
 
 def add_messages_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     messages = sub.add_parser("messages", help="the message journal: what each inbound message "
@@ -33,7 +37,8 @@ def add_messages_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     actions = messages.add_subparsers(metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="journaled messages, newest first, one "
                                  "tab-separated line each: id, received, channel, sender, control "
-                                 "id, type, outcome, error code@location, effects, reprocess of")
+                                 "id, type, outcome, error code@location, effects, reprocess of",
+                                 epilog=settings_epilog(STORE_SETTINGS))
     listing.add_argument("--since", metavar="WHEN", help="a duration back from now (30m, 1h, 7d) "
                          "or an ISO 8601 time")
     listing.add_argument("--outcome", help="AA, AE, AR or an HTTP status; a trailing * matches "
@@ -43,18 +48,21 @@ def add_messages_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     listing.set_defaults(run=_list)
     show = actions.add_parser("show", help="every journaled message with this control id "
-                              "(MSH-10, or a FHIR request id), with its payload and answer")
+                              "(MSH-10, or a FHIR request id), with its payload and answer",
+                              epilog=settings_epilog(_KEY_SETTINGS))
     show.add_argument("control_id", metavar="CONTROL_ID")
     show.add_argument("--sender", metavar="APP^FACILITY", help="only this sender's message")
     show.set_defaults(run=_show)
     again = actions.add_parser("reprocess", help="re-run a journaled HL7 v2 message (by journal "
                                "id) with the current routing; one applied before is not applied "
-                               "twice; exit 0 when it is now acknowledged AA, 1 otherwise")
+                               "twice; exit 0 when it is now acknowledged AA, 1 otherwise",
+                               epilog=settings_epilog(_KEY_SETTINGS))
     again.add_argument("id", type=int, metavar="ID", help="the journal id (first column of list)")
     again.add_argument("--reason", required=True, help="why (written to the audit log)")
     again.set_defaults(run=_reprocess)
     purge = actions.add_parser("purge", help="delete journaled messages older than "
-                               "journal.retention now (the running processes also do it hourly)")
+                               "journal.retention now (the running processes also do it hourly)",
+                               epilog=settings_epilog(STORE_SETTINGS))
     purge.set_defaults(run=_purge)
 
 

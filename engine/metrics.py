@@ -24,14 +24,14 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from engine.journal import JournalEntry, is_refusal
 
-__all__ = ["CONTENT_TYPE", "EngineMetrics", "counter", "gauge"]
+__all__ = ["CONTENT_TYPE", "EngineMetrics", "counter", "gauge", "serve_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,19 @@ class EngineMetrics:
     def exposition(self) -> bytes:
         """Everything, in the Prometheus text format (``CONTENT_TYPE``)."""
         return generate_latest(self.registry)
+
+
+def serve_metrics(metrics: EngineMetrics, host: str, port: int) -> tuple[int, Callable[[], None]]:
+    """``/metrics`` of ``metrics`` on its own HTTP server (a thread of prometheus_client's):
+    the bound port, and the function that stops it. Raises ``OSError`` when it cannot bind."""
+    server, thread = start_http_server(port, host, registry=metrics.registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return int(server.server_address[1]), stop
 
 
 def counter(name: str, documentation: str, values: dict[str, float] | float,

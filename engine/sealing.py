@@ -27,14 +27,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from engine.config import Settings
 from engine.errors import ConfigurationError
 
-__all__ = ["GENERATED_KEY_FILE", "AesGcmSealer", "Sealer", "UnavailableSealer", "load_key",
-           "new_key_text"]
+__all__ = ["GENERATED_KEY_FILE", "JOURNAL_PURPOSE", "AesGcmSealer", "Sealer", "UnavailableSealer",
+           "journal_sealer", "load_key", "new_key_text"]
 
 log = logging.getLogger(__name__)
 
 GENERATED_KEY_FILE = "portalbridge.key"
+#: The HKDF ``info`` of the message journal's subkey.
+JOURNAL_PURPOSE = b"portalbridge message journal payloads"
 _VERSION = b"\x01"
 _NONCE = 12
 
@@ -125,3 +128,15 @@ def load_key(key_text: str | None, key_file: Path | None, *, embedded: bool, fol
         log.info("generated the secret key file %s (mode 0600); in production set "
                  "PORTALBRIDGE_SECRET_KEY or PORTALBRIDGE_SECRET_KEY_FILE instead", path)
     return _decode(path.read_text(encoding="ascii"), str(path))
+
+
+def journal_sealer(settings: Settings, *, needs: bool, embedded: bool) -> Sealer:
+    """The message journal's sealer. The key is read (or generated, embedded) when ``needs``
+    says this process seals or opens payloads, or whenever one is configured (so a bad key
+    fails at start); otherwise sealing says why it cannot."""
+    if needs or settings.secret_key or settings.secret_key_file:
+        key = load_key(settings.secret_key, settings.secret_key_file, embedded=embedded,
+                       folder=settings.working_folder)
+        return AesGcmSealer(key, JOURNAL_PURPOSE)
+    return UnavailableSealer("the journal's payloads are sealed: this needs "
+                             "PORTALBRIDGE_SECRET_KEY (or PORTALBRIDGE_SECRET_KEY_FILE)")

@@ -13,9 +13,11 @@ from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, IdSource
 from engine.errors import Conflict
 from engine.journal import JournalEntry, JournalTrail
+from engine.notifications import DeliveryFailed
 from engine.staff import StaffDirectory, StaffEntry
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
 from mpi.repository import InMemoryMpiRepository
+from outbound.notify import MailTransport, OutgoingMail, SmsGateway, TextMessage
 
 #: A fixed secret key for tests (32 bytes, base64): never a real installation's.
 TEST_SECRET_KEY = "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE="
@@ -192,3 +194,33 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.outbox.pending.clear()
         self.audit.pending.clear()
         self.journal.pending.clear()
+
+
+class MemoryMailTransport(MailTransport):
+    """Keeps delivered mail in a list; ``fail_next`` makes the next deliveries fail."""
+
+    def __init__(self) -> None:
+        self.delivered: list[OutgoingMail] = []
+        self.failures: list[DeliveryFailed] = []
+        self.closed = False
+
+    def fail_next(self, reason: str, *, permanent: bool, times: int = 1) -> None:
+        self.failures += [DeliveryFailed(reason, permanent)] * times
+
+    def deliver(self, mail: OutgoingMail) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append(mail)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemorySmsGateway(SmsGateway):
+    """Keeps the text messages it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[TextMessage] = []
+
+    def send_text(self, message: TextMessage) -> None:
+        self.sent.append(message)

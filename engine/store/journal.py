@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, Select, delete, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, String, delete, select
 
 from engine.errors import ConfigurationError
 from engine.journal import JournalEntry, JournalQuery, JournalRecord, JournalStore, JournalTrail, PayloadForm
@@ -21,12 +21,15 @@ from engine.store.audit import text_filter
 from engine.store.errors import store_errors
 from engine.store.tables import message_journal
 from mpi.bulk import insert_rows
+from mpi.limits import first_unstorable
 
 __all__ = ["PayloadPolicy", "SqlJournalStore", "SqlJournalTrail"]
 
 _PAYLOAD, _RESPONSE = b"journal.payload", b"journal.response"
 _T = message_journal.c
 _SUMMARY = [c for c in message_journal.c if c.name not in ("payload", "response")]
+_CLEAR_TEXT = ("channel", "sender", "control_id", "message_type", "outcome", "error_code",
+               "error_location")
 
 
 class PayloadPolicy:
@@ -47,13 +50,25 @@ class PayloadPolicy:
         return self._sealer.open(value, what) if form == "encrypt" else value
 
 
+#: Column widths of the text the journal keeps in the clear.
+_WIDTHS = {c.name: c.type.length for c in message_journal.c
+           if isinstance(c.type, String) and c.type.length}
+
+
+def _text(entry: JournalEntry, name: str) -> str:
+    """A text field as its column can hold it: cut to width, and a character no database
+    stores (NUL, a lone surrogate: the sender's bytes may hold them) replaced, so an entry
+    never fails the commit it rides in."""
+    value: str = getattr(entry, name)[:_WIDTHS[name]]
+    if first_unstorable(value) is None:
+        return value
+    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
 def _row(entry: JournalEntry, policy: PayloadPolicy) -> dict[str, Any]:
-    """The row of ``entry``; text cut to the column widths, so an entry never fails a commit."""
+    """The row of ``entry``, its payloads stored as ``policy`` says."""
     return {
-        "received_at": entry.received_at, "channel": entry.channel[:8],
-        "sender": entry.sender[:200], "control_id": entry.control_id[:200],
-        "message_type": entry.message_type[:64], "outcome": entry.outcome[:8],
-        "error_code": entry.error_code[:32], "error_location": entry.error_location[:64],
+        **{name: _text(entry, name) for name in _CLEAR_TEXT}, "received_at": entry.received_at,
         "effects": orjson.dumps(entry.effects).decode(), "payload_form": policy.form,
         "payload": policy.stored(entry.payload, _PAYLOAD),
         "response": policy.stored(entry.response, _RESPONSE),

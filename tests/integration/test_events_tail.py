@@ -154,7 +154,7 @@ def test_cli_lists_counts_and_dead_rows_replays_them_and_tails(
     assert captured.err.startswith(f"events tail: following the outbox of {sqlite_file} (the "
                                    "embedded broker lives inside the serve process")
     assert [event["id"] for event in printed] == [e.event_id for e in events[1:]]
-    assert main(["outbox", "replay"]) == 1  # nothing named
+    assert main(["outbox", "replay"]) == 2  # nothing named: refused as given, like a usage error
 
 
 def test_outbox_list_says_events_with_no_queue_bound_are_normal_on_the_embedded_broker(

@@ -8,7 +8,7 @@ Workbench routes and the ``portalbridge messages`` commands.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,6 +46,13 @@ def rows(runtime: Runtime) -> list[dict[str, object]]:
 
 def journal_of(runtime: Runtime, control_id: str) -> list[JournalEntry]:
     return [r.entry for r in runtime.messages.query(JournalQuery(control_id=control_id), payloads=True)]
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 10.0) -> None:
+    """A refusal's entry is written just after its answer: wait for it."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -146,6 +153,7 @@ def test_the_workbench_lists_and_reads_messages_for_administrators_and_audits_ea
         mllp.exchange(adt("J-W", "103").replace(b"ADT^A08^ADT_A01", b"ORU^R01^ORU_R01"))
         mllp.close()
         admin = staff_headers(engine.runtime, Role.ADMINISTRATOR)
+        wait_until(lambda: engine.runtime.messages.query(JournalQuery(control_id="J-W")))
         listed = httpx.get(f"{engine.http}/workbench/messages",
                            params={"outcome": "AR", "since": "1h"}, headers=admin)
         assert listed.status_code == 200 and listed.json()["count"] == 1
@@ -272,3 +280,22 @@ def test_a_listener_without_the_api_serves_metrics_on_its_own_port_and_sweeps_at
     assert 'portalbridge_relay_results_total{result="unroutable"} 1.0' in metrics  # none bound
     assert "portalbridge_relay_lag_seconds_count 1.0" in metrics
     assert controls == ["J-M"]  # the 8-day-old entry went with the sweep at start
+
+
+def test_text_no_database_stores_is_cleaned_so_an_entry_never_fails_its_commit(
+        database_url: str, tmp_path: Path) -> None:
+    with running_engine(database_url, rules_file(tmp_path, payloads="keep")) as engine:
+        runtime = engine.runtime
+        runtime.journal.defer(JournalEntry(
+            channel="mllp", sender="EMR\x00^G\ud800H", control_id="NUL\x00" * 80,
+            message_type="ADT^A08", outcome="AR", received_at=runtime.clock.now(),
+            payload=b"MSH|^~\\&|EMR\x00|...", error_location="PID-\ud8005"))
+        mllp = MllpConnection(engine.mllp_port)
+        assert msa(mllp.exchange(adt("J-N", "108")))[1] == "AA"  # rides with, or after, it
+        mllp.close()
+        runtime.committer.stop()
+        stored = {r["control_id"][:4]: r for r in rows(runtime)}
+    cleaned = stored["NUL\ufffd"]
+    assert cleaned["sender"] == "EMR\ufffd^G?H" and len(cleaned["control_id"]) == 200
+    assert cleaned["error_location"] == "PID-?5" and cleaned["payload"] == b"MSH|^~\\&|EMR\x00|..."
+    assert stored["J-N"]["outcome"] == "AA"
