@@ -6,7 +6,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, 
 
 from mpi.tables import UtcDateTime, metadata
 
-__all__ = ["inbound_messages", "metadata", "outbox"]
+__all__ = ["inbound_messages", "metadata", "outbox", "subject_sequences"]
 
 #: Every committed inbound message, so a resend is acknowledged without applying it twice.
 inbound_messages = Table(
@@ -43,4 +43,13 @@ outbox = Table(
     # Rows waiting for a retry hold back their subject's later events (migration 0002).
     Index("ix_outbox_retrying", "subject", "id",
           postgresql_where=text(_WAITING), sqlite_where=text(_WAITING)),
+)
+
+#: The last event sequence number handed out per subject (patient, member, ...). The outbox
+#: store takes the next numbers from here in the unit of work's own transaction; the row's
+#: lock, held until commit, also makes one subject's outbox ids follow its commit order.
+subject_sequences = Table(
+    "subject_sequences", metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("last_sequence", Integer, nullable=False),
 )
