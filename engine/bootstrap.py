@@ -83,7 +83,7 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                   migrate_sqlite: bool = True) -> Runtime:
     """Load the rules, open the database (migrating an embedded SQLite file) and build the core."""
     rules = rules or load_rules(settings.config_path)
-    database = open_database(settings.database_url)
+    database = open_database(settings.database_url, timeouts=settings.database_timeouts)
     _ensure_schema(database, migrate_sqlite)
     clock, ids = clock or SystemClock(), ids or RandomIds()
     bus = MessageBus(rules, clock, ids)

@@ -182,7 +182,7 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     from engine.store.database import open_database
     from engine.store.migrate import pending_revision, upgrade
 
-    database = open_database(settings.database_url)
+    database = open_database(settings.database_url, timeouts=settings.database_timeouts)
     upgrade(database)
     print(f"database {database.url.render_as_string(hide_password=True)} is at the latest "
           f"schema revision" if pending_revision(database) is None else "upgrade incomplete")

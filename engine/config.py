@@ -9,10 +9,25 @@ from pathlib import Path
 
 from engine.errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["DatabaseTimeouts", "Settings"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
+MAX_PARTITIONS = 256  # each partition is a quorum queue of its own
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseTimeouts:
+    """How long anything may wait on the database, in seconds (README, settings table).
+
+    A unit of work that cannot get its locks within ``lock`` fails as a transient failure
+    (AE, 503, requeue) instead of hanging; ``statement`` bounds any one statement and
+    ``connect`` the opening of a connection. SQLite waits ``lock`` for its write lock.
+    """
+
+    statement: float = 30.0
+    lock: float = 5.0
+    connect: float = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +45,11 @@ class Settings:
     relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
+    database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
+    #: Partition queues of the AMQP inbound path (0: the one ordered queue, no partitions).
+    inbound_partitions: int = 0
+    #: The partitions this worker consumes; None: all of them.
+    worker_partitions: frozenset[int] | None = None
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -40,6 +60,7 @@ class Settings:
                          cwd: Path | None = None) -> Settings:
         env = os.environ if environ is None else environ
         folder = cwd or Path.cwd()
+        partitions, chosen = _partitioning(env)
         return cls(
             database_url=env.get("PORTALBRIDGE_DATABASE_URL")
             or f"sqlite:///{folder / DEFAULT_DATABASE_FILE}",
@@ -54,6 +75,12 @@ class Settings:
             relay_batch_size=_positive(env, "PORTALBRIDGE_RELAY_BATCH_SIZE", 500),
             heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])
             if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
+            database_timeouts=DatabaseTimeouts(
+                statement=_seconds(env, "PORTALBRIDGE_DB_STATEMENT_TIMEOUT", 30.0),
+                lock=_seconds(env, "PORTALBRIDGE_DB_LOCK_TIMEOUT", 5.0),
+                connect=_seconds(env, "PORTALBRIDGE_DB_CONNECT_TIMEOUT", 5.0)),
+            inbound_partitions=partitions,
+            worker_partitions=chosen,
         )
 
 
@@ -81,3 +108,53 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not 0 <= port <= 65535:
         raise ConfigurationError(f"{name}: {port} is outside 0-65535")
     return port
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}: {raw!r} is not a number of seconds") from None
+    if not 0 < value < 86400:
+        raise ConfigurationError(f"{name}: {value} must be more than 0 and less than a day "
+                                 "(every wait is bounded)")
+    return value
+
+
+def _partitioning(env: Mapping[str, str]) -> tuple[int, frozenset[int] | None]:
+    """The number of inbound partitions, and the ones this worker consumes (None: all)."""
+    raw = env.get("PORTALBRIDGE_INBOUND_PARTITIONS")
+    partitions = int(raw) if raw and raw.isdigit() else None
+    if raw and partitions is None:
+        raise ConfigurationError(f"PORTALBRIDGE_INBOUND_PARTITIONS: {raw!r} is not a whole number")
+    partitions = partitions or 0
+    if partitions > MAX_PARTITIONS:
+        raise ConfigurationError(f"PORTALBRIDGE_INBOUND_PARTITIONS: {partitions} is more than "
+                                 f"{MAX_PARTITIONS}")
+    chosen = env.get("PORTALBRIDGE_WORKER_PARTITIONS")
+    if not chosen:
+        return partitions, None
+    if partitions == 0:
+        raise ConfigurationError("PORTALBRIDGE_WORKER_PARTITIONS is set but "
+                                 "PORTALBRIDGE_INBOUND_PARTITIONS is not: set both")
+    return partitions, _partition_list(chosen, partitions)
+
+
+def _partition_list(raw: str, partitions: int) -> frozenset[int]:
+    """``"0,2"`` or ``"0-3,6"`` -> the partition numbers, each below ``partitions``."""
+    chosen: set[int] = set()
+    for part in raw.replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or not (last.isdigit() or not last):
+            raise ConfigurationError(f"PORTALBRIDGE_WORKER_PARTITIONS: {raw!r} is not a list "
+                                     "like 0,2 or 0-3")
+        chosen.update(range(int(first), int(last or first) + 1))
+    beyond = sorted(n for n in chosen if n >= partitions)
+    if beyond or not chosen:
+        raise ConfigurationError(f"PORTALBRIDGE_WORKER_PARTITIONS: partitions {beyond or raw} do "
+                                 f"not exist (PORTALBRIDGE_INBOUND_PARTITIONS={partitions}: 0-"
+                                 f"{partitions - 1})")
+    return frozenset(chosen)

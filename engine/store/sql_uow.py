@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.commands import MessageOrigin, Outcome
 from engine.errors import StoreUnavailable
+from engine.store.errors import classify_store_error
 from engine.store.sequences import insert_numbered
 from engine.store.tables import inbound_messages
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
@@ -153,7 +154,7 @@ class SqlUnitOfWork(UnitOfWork):
             raise  # a concurrent writer took a key first: the caller retries one by one
         except DBAPIError as exc:
             self._discard()
-            raise StoreUnavailable(f"commit failed: {type(exc.orig).__name__}") from exc
+            raise classify_store_error(exc) from exc
         finally:
             self.close()
 
