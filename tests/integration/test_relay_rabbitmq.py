@@ -210,3 +210,23 @@ def test_claims_hold_back_a_patients_later_events_while_an_earlier_one_waits(
     rest = downstream.take(queue, 3)
     assert [m.headers[SEQUENCE_HEADER] for m in rest] == [1, 2, 3]
     assert {m.event["subject"] for m in rest} == {"patient-0000"}
+
+
+def test_a_refused_event_holds_back_the_later_events_of_its_patient_in_the_same_claim(
+        relay_database: Engine, amqp_url: str, downstream: Downstream) -> None:
+    downstream.bind("mpi.changed", arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    events = interleaved(subjects=2, per_subject=3)
+    commit(relay_database, events)
+    relay = new_relay(relay_database, amqp_url, row_retry_initial=60.0)
+    try:
+        for _ in range(8):  # two sweeps of the partitions: every row was claimed
+            relay.pump()
+    finally:
+        relay._publisher.close()
+    with relay_database.connect() as conn:
+        attempts = dict(conn.execute(select(outbox.c.event_id, outbox.c.attempts)).all())
+    numbers = sequences(events)
+    # The broker refused each patient's first event; its later ones were never published.
+    assert sorted((numbers[event_id], tries) for event_id, tries in attempts.items()) == [
+        (1, 1), (1, 1), (2, 0), (2, 0), (3, 0), (3, 0)]
+    assert statuses(relay_database) == {"pending": 6}
