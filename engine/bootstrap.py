@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
 from engine.blocking import Background, touch_while_alive
-from engine.broker import is_amqp_url
+from engine.broker import is_amqp_url, partition_queue
 from engine.commands import Command, Outcome
 from engine.committer import GroupCommitter
 from engine.config import Settings
@@ -32,6 +32,7 @@ from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
+from inbound.amqp_dispatch import PartitionDispatcher, patient_key
 from inbound.amqp_worker import Hl7QueueWorker
 from inbound.fhir import explain_fhir
 from inbound.hl7.explain import explain_hl7
@@ -243,10 +244,19 @@ def _relay(runtime: Runtime) -> Relay:
 
 
 def _worker(runtime: Runtime) -> Hl7QueueWorker:
-    if not is_amqp_url(runtime.settings.broker_url):
+    settings = runtime.settings
+    if not is_amqp_url(settings.broker_url):
         raise ConfigurationError("the worker consumes RabbitMQ queues: set "
                                  "PORTALBRIDGE_BROKER_URL=amqp://user:password@host:5672/vhost")
-    return Hl7QueueWorker(runtime.settings.broker_url, _hl7_receiver(runtime).handle_message)
+    handle = _hl7_receiver(runtime).handle_message
+    partitions = settings.inbound_partitions
+    if not partitions:
+        return Hl7QueueWorker(settings.broker_url, handle)
+    mine = sorted(settings.worker_partitions or range(partitions))
+    rules, router = runtime.rules.hl7, runtime.router
+    dispatcher = PartitionDispatcher(partitions, lambda body: patient_key(body, router, rules))
+    return Hl7QueueWorker(settings.broker_url, handle, queues=[partition_queue(n) for n in mine],
+                          dispatcher=dispatcher)
 
 
 def _hl7_receiver(runtime: Runtime) -> Hl7Receiver:
