@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
+from engine.audit import AuditLog
 from engine.blocking import Background, touch_while_alive
 from engine.broker import is_amqp_url, partition_queue
 from engine.commands import Command, Outcome
@@ -28,10 +29,13 @@ from engine.errors import ConfigurationError
 from engine.handlers import MessageBus
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
+from engine.staff import StaffDirectory
+from engine.store.audit import SqlAuditLog
 from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
+from engine.store.staff import SqlStaffDirectory
 from inbound.amqp_dispatch import PartitionDispatcher, patient_key
 from inbound.amqp_worker import Hl7QueueWorker
 from inbound.fhir import explain_fhir
@@ -76,6 +80,8 @@ class Runtime:
     committer: GroupCommitter
     router: Router
     search: MpiSearch
+    staff: StaffDirectory
+    audit: AuditLog
     bound_ports: dict[str, int] = field(default_factory=dict)
 
 
@@ -91,11 +97,13 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     writer = WriterConnection(database)
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
     writers = 1 if is_sqlite(database) else settings.writers
-    committer = GroupCommitter(bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox),
-                               classify=classify_store_error, writers=writers)
+    committer = GroupCommitter(
+        bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox, clock=clock),
+        classify=classify_store_error, writers=writers)
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
-                   search=MpiSearch(database.connect))
+                   search=MpiSearch(database.connect),
+                   staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock))
 
 
 def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
@@ -191,10 +199,12 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
 
 
 def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
-    """The HTTP API of this process: MPI search, FHIR (writes through the group committer)."""
+    """The HTTP API of this process: MPI search and the Workbench (staff tokens), FHIR (writes
+    through the group committer)."""
     fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
                             clock=runtime.clock)
-    return create_app(search=runtime.search, ready=lambda: readiness(runtime),
+    return create_app(search=runtime.search, staff=runtime.staff, audit=runtime.audit,
+                      clock=runtime.clock, ready=lambda: readiness(runtime),
                       metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
                       fhir=fhir)
 
@@ -293,7 +303,7 @@ def _stop_on_signals() -> asyncio.Event:
 def dry_run(runtime: Runtime, command: Command) -> Outcome:
     """Apply ``command`` in a transaction that is rolled back: real effects, none kept."""
     try:
-        with SqlUnitOfWork(runtime.database) as uow:
+        with SqlUnitOfWork(runtime.database, clock=runtime.clock) as uow:
             runtime.bus.prefetch([command], uow)
             return runtime.bus.handle(command, uow)
     except Exception as exc:

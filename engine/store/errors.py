@@ -7,6 +7,9 @@ the sender (AE, 503, requeue): nothing was committed, and the same input may pas
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -14,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from engine.committer import classify_engine_error
 from engine.errors import EngineError, StoreUnavailable
 
-__all__ = ["classify_store_error"]
+__all__ = ["classify_store_error", "store_errors"]
 
 #: Waits that hit a bound (PORTALBRIDGE_DB_LOCK_TIMEOUT, PORTALBRIDGE_DB_STATEMENT_TIMEOUT).
 _TIMED_OUT: dict[type[Exception], str] = {
@@ -54,3 +57,13 @@ def _driver_error(error: psycopg.Error) -> StoreUnavailable | None:
         return StoreUnavailable(f"a concurrent writer collided with this one "
                                 f"({type(error).__name__})", retry_at_once=True)
     return None
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Short transactions outside the committer (staff, audit): database trouble is a
+    ``StoreUnavailable`` (HTTP 503), never an unmapped SQLAlchemy error."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise StoreUnavailable(f"database unavailable ({type(exc.orig).__name__})") from exc

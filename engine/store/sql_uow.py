@@ -13,7 +13,9 @@ from sqlalchemy import Connection, Engine, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.commands import MessageOrigin, Outcome
+from engine.domain.clock import Clock, SystemClock
 from engine.errors import StoreUnavailable
+from engine.store.audit import SqlAuditTrail
 from engine.store.errors import classify_store_error
 from engine.store.sequences import insert_numbered
 from engine.store.tables import inbound_messages
@@ -121,10 +123,11 @@ class SqlUnitOfWork(UnitOfWork):
     """A transaction on one connection; database errors become ``StoreUnavailable``.
 
     Given an ``Engine`` it uses a pooled connection for itself; given a ``WriterConnection``
-    it borrows the writer's long-lived one.
+    it borrows the writer's long-lived one. ``clock`` times audit entries that carry no time.
     """
 
-    def __init__(self, source: Engine | WriterConnection, *, check_inbox: bool = True) -> None:
+    def __init__(self, source: Engine | WriterConnection, *, check_inbox: bool = True,
+                 clock: Clock | None = None) -> None:
         self._writer = source if isinstance(source, WriterConnection) else None
         try:
             self._conn = self._writer.acquire() if self._writer else cast(Engine, source).connect()
@@ -135,7 +138,8 @@ class SqlUnitOfWork(UnitOfWork):
         self._repo = SqlMpiRepository(self._conn)
         self._inbox = SqlInbox(self._conn, check=check_inbox)
         self._outbox = SqlOutbox(self._conn)
-        self.mpi, self.inbox, self.outbox = self._repo, self._inbox, self._outbox
+        self._audit = SqlAuditTrail(self._conn, clock or SystemClock())
+        self.mpi, self.inbox, self.outbox, self.audit = self._repo, self._inbox, self._outbox, self._audit
         self._open = True
 
     @property
@@ -149,6 +153,7 @@ class SqlUnitOfWork(UnitOfWork):
                 self._repo.flush()
                 self._inbox.flush()
                 self._outbox.flush()
+                self._audit.flush()
                 self._conn.commit()
         except IntegrityError:
             raise  # a concurrent writer took a key first: the caller retries one by one

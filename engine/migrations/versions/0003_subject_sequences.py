@@ -1,7 +1,7 @@
 """event sequence numbers from the database: one counter row per subject
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-01 10:00:00
 
 Until now each handler bumped ``mpi_patients.event_sequence`` in memory, so two writers on one
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0004"  # 0004 (staff, audit) landed on main first
 branch_labels = None
 depends_on = None
 
