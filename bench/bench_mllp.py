@@ -1,7 +1,7 @@
 """End to end on PostgreSQL: MLLP send -> parse -> route -> commit -> ACK received.
 
 Run:  .venv/bin/python bench/bench_mllp.py [--messages 4000] [--connections 1,16]
-                                           [--baseline GIT-REF]
+                                           [--repeat N] [--baseline GIT-REF]
 
 Prints one table. Every row uses the same client (asyncio, one task per connection, each
 sending its next message only after the previous ACK, as an EMR interface does) and the
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
 import subprocess
@@ -38,11 +39,12 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from _support import create_database, figures, free_port
+from _support import Figures, create_database, figures, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = """
@@ -217,31 +219,38 @@ def extract(ref: str, folder: Path) -> Path:
 Row = tuple[str, str, int, tuple[float, float, float]]
 
 
-def engine_rows(engines: dict[str, Engine], counts: list[int], count: int) -> list[Row]:
-    """Both workloads through each engine; the engines take turns row by row, so that a
-    change in the machine's load between rows touches both alike."""
-    rows: list[Row] = []
+def engine_rows(engines: dict[str, Engine], counts: list[int], count: int, repeat: int) -> list[Row]:
+    """Both workloads through each engine, ``repeat`` times, keeping each row's best run; the
+    engines take turns row by row, so that a change in the machine's load between rows
+    touches both alike."""
+    runs: dict[tuple[str, str, int], list[Figures]] = defaultdict(list)
     for engine in engines.values():
         drive(engine.port, messages(200, "warm"), 4)  # connections, caches, JIT-free warm-up
-    for connections in counts:
-        for label, engine in engines.items():
-            frames = messages(count, f"c{connections}")
-            rows.append((label, "create", connections, drive(engine.port, frames, connections)))
-    for engine in engines.values():
         drive(engine.port, messages(UPDATED_PATIENTS, "seed", patients=UPDATED_PATIENTS), 8)
-    for connections in counts:
-        for label, engine in engines.items():
-            frames = messages(count, f"u{connections}", patients=UPDATED_PATIENTS,
-                              shift=100_000 * connections)
-            rows.append((label, "update", connections, drive(engine.port, frames, connections)))
-    return sorted(rows, key=lambda row: list(engines).index(row[0]))
+    for turn in range(repeat):
+        for workload, connections, (label, engine) in itertools.product(
+                ("create", "update"), counts, engines.items()):
+            run = f"{workload[0]}{connections}t{turn}"
+            frames = (messages(count, run) if workload == "create" else
+                      messages(count, run, patients=UPDATED_PATIENTS,
+                               shift=100_000 * (connections + 100 * turn)))
+            runs[(label, workload, connections)].append(drive(engine.port, frames, connections))
+    return [(label, workload, connections, best(found))
+            for (label, workload, connections), found in sorted(
+                runs.items(), key=lambda item: (list(engines).index(item[0][0]), item[0][1:]))]
 
+
+def best(runs: list[Figures]) -> Figures:
+    """The run with the highest rate: the one the rest of the machine disturbed least."""
+    return max(runs, key=lambda figures: figures[0])
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=4000, help="messages per row (default 4000)")
     parser.add_argument("--connections", default="1,16", help="comma-separated (default 1,16)")
     parser.add_argument("--profile", type=Path, help="record the engine with py-spy into this file")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every row this many times, keep the best (default 1)")
     parser.add_argument("--baseline", metavar="GIT-REF",
                         help="also run the engine of this commit (before/after in one table)")
     args = parser.parse_args()
@@ -251,12 +260,12 @@ def main() -> None:
     try:
         port, stop_echo = echo_server()
         for connections in counts:
-            rows.append(("mllp echo (no work)", "", connections,
-                         drive(port, messages(args.messages, "e"), connections)))
+            rows.append(("mllp echo (no work)", "", connections, best(
+                [drive(port, messages(args.messages, "e"), connections) for _ in range(args.repeat)])))
         stop_echo()
         for connections in counts:
-            rows.append(("pg commit/msg (raw psycopg)", "", connections,
-                         raw_commits(url, args.messages, connections)))
+            rows.append(("pg commit/msg (raw psycopg)", "", connections, best(
+                [raw_commits(url, args.messages, connections) for _ in range(args.repeat)])))
     finally:
         drop()
     with contextlib.ExitStack() as stack:
@@ -272,7 +281,7 @@ def main() -> None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             engines[label] = Engine(database, folder, profile, code)
             stack.callback(engines[label].stop)
-        rows += engine_rows(engines, counts, args.messages)
+        rows += engine_rows(engines, counts, args.messages, args.repeat)
     print_table(rows, args.messages)
 
 
