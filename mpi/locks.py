@@ -1,7 +1,7 @@
 """What a writer of the index locks on PostgreSQL, and the one-round-trip locked read.
 
-The rule (README, "Concurrent writers"): a unit of work locks everything its change really
-touches before it reads it, and keeps the locks until it ends.
+The rule (README, "Production shape and scale-out"): a unit of work locks everything its
+change really touches before it reads it, and keeps the locks until it ends.
 
 * **Identifiers** it looks up: a transaction-scoped advisory lock per (authority, value).
   "Which patient holds this identifier, if any?" has no row to lock when the answer is
