@@ -10,7 +10,8 @@ import time
 import pytest
 from sqlalchemy import Engine, func, select
 
-from engine.commands import MessageOrigin, UpsertPatientRecord
+import mpi.sql as mpi_sql
+from engine.commands import MergePatientRecords, MessageOrigin, RecordMerge, UpsertPatientRecord
 from engine.committer import GroupCommitter
 from engine.domain.clock import RandomIds, SystemClock
 from engine.errors import TransientFailure
@@ -195,3 +196,43 @@ def test_four_writer_threads_on_shared_patients_give_the_state_of_one_writer(
 def stored_patients(database: Engine) -> list[Patient]:
     with database.connect() as conn:
         return [patient_from_row(row) for row in conn.execute(select(patients)).mappings()]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_record_moved_by_a_concurrent_merge_is_locked_and_read_again(
+        database: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patient 1 has NORTH record N1; patient 2 has NORTH record N2 and EAST record E2, both
+    carrying E-2. While a merge of N2 into N1 holds its locks, an update of E2 (naming E-2)
+    locks patient 2 and waits; when it reads, N2 (carrying E-2) belongs to patient 1, which
+    it had not locked: it must lock patient 1 too and read it again."""
+    bus = new_bus()
+    apply(database, bus, command("NORTH", 1, "seed-n1", link=True))
+    apply(database, bus, command("NORTH", 2, "seed-n2", link=True))
+    apply(database, bus, command("EAST", 2, "seed-e2", link=True))
+    merge = MergePatientRecords(
+        origin=MessageOrigin(channel="hl7", sender="EMR^NORTH", control_id="merge",
+                             message_type="ADT^A40", facility="NORTH"),
+        merges=(RecordMerge(survivor=RecordKey("NORTH", "NGH", "N1"), prior=RecordKey("NORTH", "NGH", "N2"),
+                            update=DemographicsUpdate(Demographics(names=(PersonName("MERGED"),)),
+                                                      frozenset({"names"}))),))
+    late_locks: list[list[str]] = []
+    locking = mpi_sql.lock_patients
+
+    def counted(conn: object, ids: list[str]) -> None:
+        late_locks.append(ids)
+        locking(conn, ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mpi_sql, "lock_patients", counted)
+    merged = threading.Event()
+    merger = threading.Thread(target=apply, args=(database, bus, merge),
+                              kwargs={"hold": 0.5, "prefetched": merged})
+    merger.start()
+    assert merged.wait(10)
+    update = command("EAST", 2, "e2-1", birth_date="1990-03-04")
+    update = UpsertPatientRecord(origin=update.origin, key=update.key, update=DemographicsUpdate(
+        Demographics(identifiers=(Identifier("E2", "ECC", "MR"), Identifier("E-2", "ENTERPRISE", "PI")),
+                     birth_date="1990-03-04"), frozenset({"identifiers", "birth_date"})))
+    apply(database, bus, update)
+    merger.join(10)
+    assert len(late_locks) == 1  # patient 1, after the read that found it
+    assert index_problems(database, tier_of) == [] and sequence_problems(database) == []
