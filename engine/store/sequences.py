@@ -14,8 +14,11 @@ from the first's last number. Hence, whatever number of writer threads and proce
 
 On PostgreSQL each row is one statement (a data-modifying CTE, then the insert selecting
 from it, so the id is drawn after the lock) sent with ``executemany``: it joins the unit of
-work's pipelined commit and costs no round trip of its own. SQLite has one writer at a time,
-so the counters are simply read back and the rows inserted with their numbers.
+work's pipelined commit and costs no round trip of its own. Rows go in subject order (each
+subject's rows keeping their order), so two units of work bumping the same counters lock
+them in the same order and cannot deadlock; only one subject's order matters to the relay.
+SQLite has one writer at a time, so the counters are simply read back and the rows inserted
+with their numbers.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def insert_numbered(conn: Connection, rows: Sequence[Row]) -> None:
     if not rows:
         return
     if conn.dialect.name == "postgresql":
-        conn.execute(_NUMBERED_INSERT_PG, list(rows))
+        conn.execute(_NUMBERED_INSERT_PG, sorted(rows, key=lambda row: row["subject"]))  # stable
         return
     # SQLite: one writer at a time, so a subject's numbers can be reserved in one step.
     following: dict[str, int] = {}

@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -26,6 +27,7 @@ from mpi.rows import patient_from_row
 from mpi.tables import patients
 from tests.fakes import FixedClock
 from tests.integration.consistency import index_problems, sequence_problems
+from tests.integration.relay_support import mpi_changed
 
 SHARED = Identifier("E-77", "ENTERPRISE", "PI")
 
@@ -236,3 +238,37 @@ def test_a_record_moved_by_a_concurrent_merge_is_locked_and_read_again(
     merger.join(10)
     assert len(late_locks) == 1  # patient 1, after the read that found it
     assert index_problems(database, tier_of) == [] and sequence_problems(database) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_writers_numbering_the_same_subjects_in_opposite_orders_do_not_deadlock(
+        database: Engine, database_url: str) -> None:
+    commit_events(database, ["member-a", "member-b"])  # both counters exist
+    failures: list[BaseException] = []
+
+    def write(subjects: list[str]) -> None:
+        try:
+            commit_events(database, subjects)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as holder:  # a third writer holds member-b's counter a while
+        holder.execute("SELECT 1 FROM subject_sequences WHERE subject = 'member-b' FOR UPDATE")
+        writers = [threading.Thread(target=write, args=(order,))
+                   for order in (["member-b", "member-a"], ["member-a", "member-b"])]
+        for writer in writers:
+            writer.start()
+            time.sleep(0.3)
+        holder.rollback()
+    for writer in writers:
+        writer.join(15)
+    assert failures == []
+    assert sequence_problems(database) == []
+
+
+def commit_events(database: Engine, subjects: list[str]) -> None:
+    with SqlUnitOfWork(database) as uow:
+        for subject in subjects:
+            uow.outbox.add(mpi_changed(subject, f"c-{subject}"))
+        uow.commit()
