@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.errors import ConfigurationError
 
-__all__ = ["DatabaseTimeouts", "Settings"]
+__all__ = ["DatabaseTimeouts", "Settings", "setting_names"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
+DEFAULT_MAIL_URL = "file://mail"  # one RFC 5322 file per message in ./mail
 MAX_PARTITIONS = 256  # each partition is a quorum queue of its own
+A_DAY = 86400.0  # no wait on the database is meant to be unbounded, or nearly so
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +48,11 @@ class Settings:
     relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
+    writer_stall_seconds: float = 30.0  # a writer busy longer on one group fails readiness
+    shutdown_timeout: float = 10.0  # seconds from SIGTERM to exit, stuck or not
+    #: Where notifications go: file://FOLDER, smtp://..., smtps://... It may hold the SMTP
+    #: password, so it is left out of the settings' repr.
+    mail_url: str = field(default=DEFAULT_MAIL_URL, repr=False)
     database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
     #: Partition queues of the AMQP inbound path (0: the one ordered queue, no partitions).
     inbound_partitions: int = 0
@@ -60,11 +68,10 @@ class Settings:
                          cwd: Path | None = None) -> Settings:
         env = os.environ if environ is None else environ
         folder = cwd or Path.cwd()
-        partitions, chosen = _partitioning(env)
         return cls(
-            database_url=env.get("PORTALBRIDGE_DATABASE_URL")
+            database_url=_url(env, "PORTALBRIDGE_DATABASE_URL", _DATABASE_SCHEMES)
             or f"sqlite:///{folder / DEFAULT_DATABASE_FILE}",
-            broker_url=env.get("PORTALBRIDGE_BROKER_URL") or IN_PROCESS_BROKER,
+            broker_url=_url(env, "PORTALBRIDGE_BROKER_URL", _BROKER_SCHEMES) or IN_PROCESS_BROKER,
             config_path=Path(env.get("PORTALBRIDGE_CONFIG") or folder / "routing.yaml"),
             mllp_port=_port(env, "PORTALBRIDGE_MLLP_PORT", 2575),
             http_port=_port(env, "PORTALBRIDGE_HTTP_PORT", 8080),
@@ -75,13 +82,58 @@ class Settings:
             relay_batch_size=_positive(env, "PORTALBRIDGE_RELAY_BATCH_SIZE", 500),
             heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])
             if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
+            writer_stall_seconds=_seconds(env, "PORTALBRIDGE_WRITER_STALL_SECONDS", 30.0),
+            shutdown_timeout=_seconds(env, "PORTALBRIDGE_SHUTDOWN_TIMEOUT", 10.0),
+            mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,
             database_timeouts=DatabaseTimeouts(
-                statement=_seconds(env, "PORTALBRIDGE_DB_STATEMENT_TIMEOUT", 30.0),
-                lock=_seconds(env, "PORTALBRIDGE_DB_LOCK_TIMEOUT", 5.0),
-                connect=_seconds(env, "PORTALBRIDGE_DB_CONNECT_TIMEOUT", 5.0)),
-            inbound_partitions=partitions,
-            worker_partitions=chosen,
+                statement=_seconds(env, "PORTALBRIDGE_DB_STATEMENT_TIMEOUT", 30.0, below=A_DAY),
+                lock=_seconds(env, "PORTALBRIDGE_DB_LOCK_TIMEOUT", 5.0, below=A_DAY),
+                connect=_seconds(env, "PORTALBRIDGE_DB_CONNECT_TIMEOUT", 5.0, below=A_DAY)),
+            **_partitioning(env),
         )
+
+
+#: URL schemes each setting accepts, and what to write instead of anything else.
+_DATABASE_SCHEMES = (("sqlite", "postgresql", "postgresql+psycopg", "postgres"),
+                     "sqlite:///FILE or postgresql://USER@HOST:5432/DATABASE")
+_BROKER_SCHEMES = (("memory", "amqp", "amqps", "pyamqp"), "memory:// or amqp://USER:PASSWORD@HOST:5672/VHOST")
+
+
+def _url(env: Mapping[str, str], name: str, accepted: tuple[tuple[str, ...], str]) -> str:
+    raw = env.get(name) or ""
+    if raw:
+        scheme, colon, _ = raw.partition(":")
+        if not colon or scheme.lower() not in accepted[0]:
+            raise ConfigurationError(f"{name}: unsupported URL scheme '{scheme if colon else raw}' "
+                                     f"(use {accepted[1]})")
+    return raw
+
+
+class _Recorder(dict[str, str]):
+    """An empty environment that remembers which names were looked up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.append(key)
+        return default
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.append(key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.append(str(key))
+        return False
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable ``Settings.from_environment`` reads, in the order read."""
+    recorder = _Recorder()
+    Settings.from_environment(recorder, Path("."))
+    return tuple(dict.fromkeys(recorder.asked))
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
@@ -97,6 +149,23 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float,
+             below: float = float("inf")) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}: {raw!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"{name}: {raw} must be a positive number of seconds")
+    if value >= below:
+        raise ConfigurationError(f"{name}: {raw} must be less than {below:.0f} seconds "
+                                 "(every wait is bounded)")
+    return value
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if not raw:
@@ -108,24 +177,9 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not 0 <= port <= 65535:
         raise ConfigurationError(f"{name}: {port} is outside 0-65535")
     return port
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}: {raw!r} is not a number of seconds") from None
-    if not 0 < value < 86400:
-        raise ConfigurationError(f"{name}: {value} must be more than 0 and less than a day "
-                                 "(every wait is bounded)")
-    return value
-
-
-def _partitioning(env: Mapping[str, str]) -> tuple[int, frozenset[int] | None]:
-    """The number of inbound partitions, and the ones this worker consumes (None: all)."""
+def _partitioning(env: Mapping[str, str]) -> dict[str, Any]:
+    """``inbound_partitions`` and ``worker_partitions`` (the ones this worker applies; None:
+    all of them)."""
     raw = env.get("PORTALBRIDGE_INBOUND_PARTITIONS")
     partitions = int(raw) if raw and raw.isdigit() else None
     if raw and partitions is None:
@@ -136,11 +190,12 @@ def _partitioning(env: Mapping[str, str]) -> tuple[int, frozenset[int] | None]:
                                  f"{MAX_PARTITIONS}")
     chosen = env.get("PORTALBRIDGE_WORKER_PARTITIONS")
     if not chosen:
-        return partitions, None
+        return {"inbound_partitions": partitions, "worker_partitions": None}
     if partitions == 0:
         raise ConfigurationError("PORTALBRIDGE_WORKER_PARTITIONS is set but "
                                  "PORTALBRIDGE_INBOUND_PARTITIONS is not: set both")
-    return partitions, _partition_list(chosen, partitions)
+    return {"inbound_partitions": partitions,
+            "worker_partitions": _partition_list(chosen, partitions)}
 
 
 def _partition_list(raw: str, partitions: int) -> frozenset[int]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from mpi.limits import BIRTH_DATE_KEY_CHARS, FAMILY_NAME_KEY_CHARS
 from mpi.model import Demographics, Patient, RecordKey, SourceRecord
 
 __all__ = ["IdentKey", "ident_rows", "patient_from_row", "patient_row", "record_from_row", "record_row"]
@@ -33,8 +34,8 @@ def record_row(record: SourceRecord) -> dict[str, Any]:
     return {
         "id": record.id, "patient_id": record.patient_id, "facility": record.key.facility,
         "authority": record.key.authority, "mrn": record.key.mrn,
-        "demographics": demo.json_text, "family_name": family.strip().upper()[:200],
-        "birth_date": demo.birth_date[:10], "merged_into": record.merged_into,
+        "demographics": demo.json_text, "family_name": family.strip().upper()[:FAMILY_NAME_KEY_CHARS],
+        "birth_date": demo.birth_date[:BIRTH_DATE_KEY_CHARS], "merged_into": record.merged_into,
         "created_at": record.created_at, "updated_at": record.updated_at,
         "version": record.version,
     }

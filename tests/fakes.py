@@ -12,9 +12,11 @@ from engine.audit import AuditEntry, AuditLog, AuditRecord, AuditTrail, matches_
 from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, IdSource
 from engine.errors import Conflict
+from engine.notifications import DeliveryFailed
 from engine.staff import StaffDirectory, StaffEntry
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
 from mpi.repository import InMemoryMpiRepository
+from outbound.notify import MailTransport, OutgoingMail, SmsGateway, TextMessage
 
 
 class FixedClock(Clock):
@@ -175,3 +177,33 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.inbox.pending.clear()
         self.outbox.pending.clear()
         self.audit.pending.clear()
+
+
+class MemoryMailTransport(MailTransport):
+    """Keeps delivered mail in a list; ``fail_next`` makes the next deliveries fail."""
+
+    def __init__(self) -> None:
+        self.delivered: list[OutgoingMail] = []
+        self.failures: list[DeliveryFailed] = []
+        self.closed = False
+
+    def fail_next(self, reason: str, *, permanent: bool, times: int = 1) -> None:
+        self.failures += [DeliveryFailed(reason, permanent)] * times
+
+    def deliver(self, mail: OutgoingMail) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append(mail)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemorySmsGateway(SmsGateway):
+    """Keeps the text messages it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[TextMessage] = []
+
+    def send_text(self, message: TextMessage) -> None:
+        self.sent.append(message)

@@ -21,6 +21,9 @@ def open_database(url: str, *, pool_size: int = 8,
     ``timeouts`` bound every wait on the database (PostgreSQL: ``statement_timeout`` and
     ``lock_timeout`` of every session and the connect timeout; SQLite: the busy timeout).
     Without them only the connect timeout applies (the defaults of ``DatabaseTimeouts``).
+
+    ``hide_parameters``: SQLAlchemy's errors (and its statement log) otherwise carry the
+    bound values, which are patient data.
     """
     parsed = make_url(url)
     if parsed.drivername in {"postgresql", "postgres"}:
@@ -28,7 +31,7 @@ def open_database(url: str, *, pool_size: int = 8,
     if parsed.get_backend_name() == "sqlite":
         return _sqlite(parsed, timeouts.lock if timeouts else 30.0)
     return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                         connect_args=_postgres_options(parsed, timeouts))
+                         hide_parameters=True, connect_args=_postgres_options(parsed, timeouts))
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -56,7 +59,7 @@ def _sqlite(url: URL, lock_timeout: float) -> Engine:
     # An in-memory database lives as long as its one connection: share that connection.
     extra: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": lock_timeout},
-                           **extra)
+                           hide_parameters=True, **extra)
 
     def tune(dbapi_connection: Any, _record: Any) -> None:
         # WAL lets the HTTP readers run beside the single writer; FULL keeps every commit
