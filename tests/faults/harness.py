@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from engine.store.database import open_database
 from engine.store.tables import outbox
+from tests.fakes import TEST_SECRET_KEY
 from tests.faults.books import Books, keep_books
 from tests.faults.events import Subscriber
 from tests.faults.feed import GIVE_UP, RULES, Tally, connections
@@ -66,7 +67,8 @@ class World:
         rules.write_text(RULES)
         return {**os.environ, "PORTALBRIDGE_DATABASE_URL": self.scratch.database_url,
                 "PORTALBRIDGE_BROKER_URL": self.scratch.amqp_url,
-                "PORTALBRIDGE_CONFIG": str(rules), "PORTALBRIDGE_LOG_LEVEL": "WARNING"}
+                "PORTALBRIDGE_CONFIG": str(rules), "PORTALBRIDGE_LOG_LEVEL": "WARNING",
+                "PORTALBRIDGE_SECRET_KEY": TEST_SECRET_KEY}
 
     def start(self) -> tuple[int, int]:
         env = self.env()
