@@ -39,7 +39,9 @@ from inbound.hl7.receiver import Hl7Receiver
 from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
-from inbound.mllp import MllpServer
+from inbound.http.limits import RequestLimits
+from inbound.http.server import uvicorn_config
+from inbound.mllp_server import MllpLimits, MllpServer
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
 from outbound.outbox_admin import count_by_status, list_rows
@@ -134,7 +136,11 @@ def metrics_text(runtime: Runtime, mllp: MllpServer | None) -> str:
     ]
     if mllp is not None:
         lines += ["# TYPE portalbridge_mllp_connections gauge",
-                  f"portalbridge_mllp_connections {len(mllp.connections)}"]
+                  f"portalbridge_mllp_connections {len(mllp.connections)}",
+                  "# TYPE portalbridge_mllp_refused_connections_total counter",
+                  f"portalbridge_mllp_refused_connections_total {mllp.refused_connections}",
+                  "# TYPE portalbridge_mllp_buffered_bytes gauge",
+                  f"portalbridge_mllp_buffered_bytes {mllp.buffered_bytes}"]
     return "\n".join(lines) + "\n"
 
 
@@ -169,7 +175,8 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
         heartbeat = _start_heartbeat(runtime, jobs, stop)
         if "listen" in components:
             receiver = _hl7_receiver(runtime)
-            mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes)
+            mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes,
+                              limits=_mllp_limits(settings))
             runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
         if "api" in components:
             http, http_task = await _start_http(runtime, mllp)
@@ -193,16 +200,20 @@ def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
     """The HTTP API of this process: MPI search, FHIR (writes through the group committer)."""
     fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
                             clock=runtime.clock)
+    limits = RequestLimits(max_header_bytes=runtime.settings.limits.http_max_header_bytes,
+                           max_body_bytes=runtime.settings.limits.http_max_body_bytes,
+                           fhir_max_body_bytes=runtime.rules.fhir.max_body_bytes,
+                           body_timeout=runtime.settings.limits.http_request_timeout)
     return create_app(search=runtime.search, ready=lambda: readiness(runtime),
                       metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
-                      fhir=fhir)
+                      fhir=fhir, limits=limits)
 
 
 async def _start_http(runtime: Runtime,
                       mllp: MllpServer | None) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
-    config = uvicorn.Config(http_app(runtime, mllp), host=runtime.settings.bind_host,
-                            port=runtime.settings.http_port, log_level="warning", access_log=False,
-                            lifespan="off")
+    settings = runtime.settings
+    config = uvicorn_config(http_app(runtime, mllp), settings.limits, settings.bind_host,
+                            settings.http_port)
     server = _EmbeddedUvicorn(config)
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:
@@ -211,8 +222,17 @@ async def _start_http(runtime: Runtime,
             raise ConfigurationError("the HTTP server stopped while starting")
         await asyncio.sleep(0.01)
     runtime.bound_ports["http"] = server.servers[0].sockets[0].getsockname()[1]
-    log.info("HTTP API on %s:%d", runtime.settings.bind_host, runtime.bound_ports["http"])
+    log.info("HTTP API on %s://%s:%d", "https" if config.is_ssl else "http", settings.bind_host,
+             runtime.bound_ports["http"])
     return server, task
+
+
+def _mllp_limits(settings: Settings) -> MllpLimits:
+    limits = settings.limits
+    return MllpLimits(max_connections=limits.mllp_max_connections,
+                      idle_timeout=limits.mllp_idle_timeout, read_timeout=limits.mllp_read_timeout,
+                      connection_buffer_bytes=limits.mllp_connection_buffer_bytes,
+                      total_buffer_bytes=limits.mllp_total_buffer_bytes)
 
 
 def _start_blocking(runtime: Runtime, components: frozenset[str],

@@ -4,15 +4,61 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["ListenerLimits", "Settings"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
+
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenerLimits:
+    """What clients of the MLLP listener and the HTTP API may hold: connections, bytes, time.
+
+    Defaults are safe for a listener exposed to a hospital network; each has a setting.
+    """
+
+    mllp_max_connections: int = 1000
+    mllp_idle_timeout: float = 600.0  # s with nothing in flight and no byte received
+    mllp_read_timeout: float = 60.0  # s from a frame's start block to its end block
+    mllp_connection_buffer_bytes: int = 8 * _MIB  # queued frames + the unfinished one
+    mllp_total_buffer_bytes: int = 256 * _MIB  # the same over all connections
+    http_max_body_bytes: int = _MIB  # every route but /fhir (routing.yaml fhir.max_body_bytes)
+    http_max_header_bytes: int = 16 * 1024  # request line and headers
+    http_max_concurrency: int = 256  # open connections and requests in progress
+    http_keepalive_timeout: int = 5  # s an idle keep-alive connection stays open
+    http_request_timeout: float = 30.0  # s for a request's head, and again for its body
+    tls_cert_file: Path | None = None  # HTTPS on the API when both files are set
+    tls_key_file: Path | None = None
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> ListenerLimits:
+        cert, key = env.get("PORTALBRIDGE_TLS_CERT_FILE"), env.get("PORTALBRIDGE_TLS_KEY_FILE")
+        if bool(cert) != bool(key):
+            raise ConfigurationError("PORTALBRIDGE_TLS_CERT_FILE and PORTALBRIDGE_TLS_KEY_FILE "
+                                     "go together: set both for HTTPS, or neither")
+        return cls(
+            mllp_max_connections=_positive(env, "PORTALBRIDGE_MLLP_MAX_CONNECTIONS", 1000),
+            mllp_idle_timeout=_seconds(env, "PORTALBRIDGE_MLLP_IDLE_TIMEOUT", 600.0),
+            mllp_read_timeout=_seconds(env, "PORTALBRIDGE_MLLP_READ_TIMEOUT", 60.0),
+            mllp_connection_buffer_bytes=_positive(
+                env, "PORTALBRIDGE_MLLP_CONNECTION_BUFFER_BYTES", 8 * _MIB),
+            mllp_total_buffer_bytes=_positive(env, "PORTALBRIDGE_MLLP_TOTAL_BUFFER_BYTES", 256 * _MIB),
+            http_max_body_bytes=_positive(env, "PORTALBRIDGE_HTTP_MAX_BODY_BYTES", _MIB),
+            http_max_header_bytes=_positive(env, "PORTALBRIDGE_HTTP_MAX_HEADER_BYTES", 16 * 1024),
+            http_max_concurrency=_positive(env, "PORTALBRIDGE_HTTP_MAX_CONCURRENCY", 256),
+            http_keepalive_timeout=_positive(env, "PORTALBRIDGE_HTTP_KEEPALIVE_TIMEOUT", 5),
+            http_request_timeout=_seconds(env, "PORTALBRIDGE_HTTP_REQUEST_TIMEOUT", 30.0),
+            tls_cert_file=Path(cert) if cert else None,
+            tls_key_file=Path(key) if key else None,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +76,7 @@ class Settings:
     relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
+    limits: ListenerLimits = field(default_factory=ListenerLimits)
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -54,19 +101,28 @@ class Settings:
             relay_batch_size=_positive(env, "PORTALBRIDGE_RELAY_BATCH_SIZE", 500),
             heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])
             if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
+            limits=ListenerLimits.from_environment(env),
         )
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(_positive_number(env, name, default, "a whole number"))
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    return _positive_number(env, name, default, "a number of seconds")
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float, kind: str) -> float:
     raw = env.get(name)
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = int(raw) if kind == "a whole number" else float(raw)
     except ValueError:
-        raise ConfigurationError(f"{name}: {raw!r} is not a whole number") from None
-    if value < 1:
-        raise ConfigurationError(f"{name}: {value} must be at least 1")
+        raise ConfigurationError(f"{name}: {raw!r} is not {kind}") from None
+    if not 0 < value < float("inf"):
+        raise ConfigurationError(f"{name}: {raw} must be more than 0")
     return value
 
 
@@ -81,3 +137,4 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not 0 <= port <= 65535:
         raise ConfigurationError(f"{name}: {port} is outside 0-65535")
     return port
+

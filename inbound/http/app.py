@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from inbound.http.fhir import FhirDependencies, fhir_router
+from inbound.http.limits import BoundedRequests, RequestLimits
 from inbound.http.mpi import mpi_router
 from mpi.search import MpiSearch
 
@@ -16,9 +17,10 @@ __all__ = ["create_app"]
 
 def create_app(*, search: MpiSearch, ready: Callable[[], dict[str, bool]],
                metrics: Callable[[], str], version: str,
-               fhir: FhirDependencies | None = None) -> FastAPI:
+               fhir: FhirDependencies | None = None,
+               limits: RequestLimits | None = None) -> FastAPI:
     """The app for one process; ``ready`` names each dependency and whether it is up.
-    With ``fhir`` the FHIR API is served under /fhir."""
+    With ``fhir`` the FHIR API is served under /fhir; ``limits`` bound every request body."""
     app = FastAPI(title="portalbridge", version=version,
                   description="Patient-portal integration engine: MPI, FHIR and account APIs.")
     app.include_router(mpi_router(search))
@@ -42,4 +44,6 @@ def create_app(*, search: MpiSearch, ready: Callable[[], dict[str, bool]],
         """Counters in the Prometheus text format."""
         return metrics()
 
+    if limits is not None:
+        app.add_middleware(BoundedRequests, limits=limits)
     return app

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.background import EngineThread
 from engine.bootstrap import Runtime, build_runtime
-from engine.config import Settings
+from engine.config import ListenerLimits, Settings
 from inbound.mllp import MllpDecoder, frame
 
 
@@ -27,8 +27,10 @@ class RunningEngine:
 
 @contextmanager
 def running_engine(database_url: str, rules_file: Path,
-                   components: frozenset[str] = frozenset({"listen", "api"})) -> Iterator[RunningEngine]:
-    settings = Settings(database_url=database_url, config_path=rules_file, mllp_port=0, http_port=0)
+                   components: frozenset[str] = frozenset({"listen", "api"}),
+                   limits: ListenerLimits | None = None) -> Iterator[RunningEngine]:
+    settings = Settings(database_url=database_url, config_path=rules_file, mllp_port=0, http_port=0,
+                        limits=limits or ListenerLimits())
     runtime = build_runtime(settings)
     thread = EngineThread(runtime, components)
     thread.start()
