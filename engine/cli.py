@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.config import Settings
 from engine.errors import ConfigurationError
-from engine.rules import load_rules
+from engine.rules import load_rules, new_client_token
 
 __all__ = ["main"]
 
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     _db_commands(sub)
     _outbox_commands(sub)
     _events_commands(sub)
+    _fhir_commands(sub)
     return parser
 
 
@@ -113,6 +114,17 @@ def _events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                       help="embedded broker: first print the last N published events (default 10)")
     tail.add_argument("--count", type=int, help="exit after this many events")
     tail.set_defaults(run=_events_tail)
+
+
+def _fhir_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fhir = sub.add_parser("fhir", help="FHIR API clients")
+    fhir_sub = fhir.add_subparsers(metavar="ACTION", required=True)
+    token = fhir_sub.add_parser("token", help="make a new random bearer token for a FHIR client "
+                                "and print the routing.yaml line that admits it")
+    token.add_argument("name", help="the client's name (shown in logs)")
+    token.add_argument("--facility", required=True,
+                       help="the facility code the client writes for (routing.yaml facilities)")
+    token.set_defaults(run=_fhir_token)
 
 
 def _configure_logging(level: str) -> None:
@@ -228,6 +240,15 @@ def _events_tail(args: argparse.Namespace, settings: Settings) -> int:
     except TransientFailure as exc:
         print(f"error: {exc.reason}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _fhir_token(args: argparse.Namespace, settings: Settings) -> int:
+    token, line = new_client_token(args.name, args.facility)
+    print(f"token for {args.name} (give it to the client; it is shown once and stored nowhere):")
+    print(f"  {token}")
+    print("add under fhir.clients in routing.yaml, then restart the API:")
+    print(f"  {line}")
     return 0
 
 
