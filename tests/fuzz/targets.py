@@ -29,7 +29,6 @@ from engine.routing import Router
 from engine.rules import RoutingRules, parse_rules
 from engine.store.database import open_database
 from engine.store.migrate import upgrade
-from inbound.hl7.ack import ack_codes
 from inbound.hl7.batch import split_stream
 from inbound.hl7.charset import decode_message
 from inbound.hl7.header import read_header
@@ -152,7 +151,10 @@ def _silence_asked(frame: bytes) -> bool:
             header = read_header(parse(message_text, encoding))
         except Er7Error:
             return False  # unreadable: always answered with an AR
-        if ack_codes(header, None) and ack_codes(header, Er7Error("refused", "MSH")):
+        # Worked out here from HL7 table 0155, not with ack_codes (the code under test): only
+        # NE, ER and SU may leave an outcome unanswered; an empty MSH-15 means AL, MSH-16 NE.
+        conditions = (header.accept_ack or "AL", header.application_ack or "NE")
+        if not header.enhanced_mode or not set(conditions) <= {"NE", "ER", "SU"}:
             return False
     return True
 
