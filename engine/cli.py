@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     _outbox_commands(sub)
     _events_commands(sub)
     _fhir_commands(sub)
+    secrets = sub.add_parser("secrets", help="deployment secrets")
+    secrets_sub = secrets.add_subparsers(metavar="ACTION", required=True)
+    check = secrets_sub.add_parser("check", help="exit 2 if a password in the environment is "
+                                   "missing, an example value, a known default or short")
+    check.set_defaults(run=_secrets_check)
     return parser
 
 
@@ -249,6 +254,20 @@ def _fhir_token(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  {token}")
     print("add under fhir.clients in routing.yaml, then restart the API:")
     print(f"  {line}")
+    return 0
+
+
+def _secrets_check(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.secrets_check import secret_problems
+
+    problems = secret_problems(os.environ)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print("make a .env with new random secrets: python3 deploy/make_env.py > .env",
+              file=sys.stderr)
+        return 2
+    print("secrets: none is missing, an example, a known default or short")
     return 0
 
 
