@@ -163,6 +163,11 @@ class FhirRules(_Strict):
 
     clients: tuple[FhirClient, ...] = ()
     allow_anonymous: bool = False
+
+    @field_validator("clients", mode="before")
+    @classmethod
+    def _no_clients_yet(cls, value: Any) -> Any:
+        return () if value is None else value  # `clients:` with every line commented out
     default_version: Literal["R4", "R4B", "R5"] = "R4"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
 
