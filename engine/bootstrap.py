@@ -9,48 +9,62 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from engine.audit import AuditLog
 from engine.blocking import Background, touch_while_alive
 from engine.broker import is_amqp_url
 from engine.commands import Command, Outcome
 from engine.committer import GroupCommitter
 from engine.config import Settings
 from engine.domain.clock import Clock, IdSource, RandomIds, SystemClock
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, RejectedMessage, StoreUnavailable, TransientFailure
 from engine.handlers import MessageBus
+from engine.limits import check_command
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
+from engine.shutdown import StopBudget, within
+from engine.staff import StaffDirectory
+from engine.store.audit import SqlAuditLog
 from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
+from engine.store.staff import SqlStaffDirectory
 from inbound.amqp_worker import Hl7QueueWorker
 from inbound.fhir import explain_fhir
 from inbound.hl7.explain import explain_hl7
+from inbound.hl7.files import pieces_of
 from inbound.hl7.receiver import Hl7Receiver
 from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
 from inbound.http.limits import RequestLimits
 from inbound.http.server import uvicorn_config
+from inbound.mllp_sender import Answer, FileToSend, MllpSender, SendFailed
 from inbound.mllp_server import MllpLimits, MllpServer
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
+from outbound.notify import check_templates, count_templates
 from outbound.outbox_admin import count_by_status, list_rows
 from outbound.outbox_admin import replay as replay_outbox
 from outbound.relay import Relay, RelayPolicy
 from outbound.tail import tail_events
 
-__all__ = ["COMPONENTS", "Runtime", "build_runtime", "count_by_status", "dry_run", "explain_file",
-           "http_app", "list_rows", "replay_outbox", "run_components", "tail_events"]
+__all__ = ["COMPONENTS", "Runtime", "build_runtime", "check_notification_templates", "count_by_status",
+           "dry_run", "explain_file", "http_app", "list_rows", "replay_outbox", "run_components",
+           "send_hl7_files", "tail_events", "upgrade_database"]
 
 log = logging.getLogger("portalbridge")
 
@@ -77,6 +91,8 @@ class Runtime:
     committer: GroupCommitter
     router: Router
     search: MpiSearch
+    staff: StaffDirectory
+    audit: AuditLog
     bound_ports: dict[str, int] = field(default_factory=dict)
 
 
@@ -85,39 +101,75 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                   migrate_sqlite: bool = True) -> Runtime:
     """Load the rules, open the database (migrating an embedded SQLite file) and build the core."""
     rules = rules or load_rules(settings.config_path)
-    database = open_database(settings.database_url)
+    try:
+        database = open_database(settings.database_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
     _ensure_schema(database, migrate_sqlite)
     clock, ids = clock or SystemClock(), ids or RandomIds()
     bus = MessageBus(rules, clock, ids)
     writer = WriterConnection(database)
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
     writers = 1 if is_sqlite(database) else settings.writers
-    committer = GroupCommitter(bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox),
-                               classify=classify_store_error, writers=writers)
+    committer = GroupCommitter(
+        bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox, clock=clock),
+        classify=classify_store_error, writers=writers, stall_seconds=settings.writer_stall_seconds)
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
-                   search=MpiSearch(database.connect))
+                   search=MpiSearch(database.connect),
+                   staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock))
+
+
+def upgrade_database(settings: Settings) -> str:
+    """``portalbridge db upgrade``: migrate to the latest revision; the database's URL."""
+    try:
+        database = open_database(settings.database_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
+    try:
+        upgrade(database)
+        incomplete = pending_revision(database) is not None
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(_cannot_open(database, exc)) from None
+    finally:
+        database.dispose()
+    if incomplete:  # pragma: no cover - Alembic raises rather than stopping short
+        raise StoreUnavailable("the upgrade stopped before the latest schema revision")
+    return database.url.render_as_string(hide_password=True)
 
 
 def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
-    if is_sqlite(database) and migrate_sqlite:
-        upgrade(database)
-        return
-    head = pending_revision(database)
+    try:
+        if is_sqlite(database) and migrate_sqlite:
+            upgrade(database)
+            return
+        head = pending_revision(database)
+    except SQLAlchemyError as exc:  # unreachable, missing, or not ours to open: one line
+        raise StoreUnavailable(_cannot_open(database, exc)) from None
     if head is not None:
         raise ConfigurationError(
             f"the database schema is not at revision {head}: run `portalbridge db upgrade` first")
 
 
-def readiness(runtime: Runtime) -> dict[str, bool]:
-    """Each dependency of this process and whether it answers."""
+def _cannot_open(database: Engine, error: SQLAlchemyError) -> str:
+    cause = getattr(error, "orig", None) or error
+    reason = " ".join(str(cause).split("\n")[0].split()).removeprefix("connection failed: ")
+    if is_sqlite(database) and "unable to open" in reason:
+        reason += " (does its folder exist, and may this user write there?)"
+    url = database.url.render_as_string(hide_password=True)
+    return f"cannot open the database {url} (PORTALBRIDGE_DATABASE_URL): {reason}"
+
+
+def readiness(runtime: Runtime) -> dict[str, bool | str]:
+    """Each dependency of this process: True when it answers, else False or why not."""
     try:
         with runtime.database.connect() as conn:
             conn.execute(text("SELECT 1"))
         database_ok = True
     except Exception:  # noqa: BLE001 - any failure at all means "not ready"
         database_ok = False
-    return {"database": database_ok, "committer": runtime.committer.alive}
+    stall = runtime.committer.watchdog.problem()
+    return {"database": database_ok, "committer": runtime.committer.alive, "writer": stall or True}
 
 
 def metrics_text(runtime: Runtime, mllp: MllpServer | None) -> str:
@@ -157,8 +209,10 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 async def run_components(runtime: Runtime, components: frozenset[str], *,
                          stop: asyncio.Event | None = None,
-                         on_ready: Callable[[Runtime], None] | None = None) -> None:
-    """Run the asked-for components until ``stop`` is set (or SIGINT/SIGTERM)."""
+                         on_ready: Callable[[Runtime], None] | None = None,
+                         on_stopping: Callable[[], object] | None = None) -> None:
+    """Run the asked-for components until ``stop`` is set (or SIGINT/SIGTERM), then stop
+    them within ``shutdown_timeout`` seconds; ``on_stopping`` is called as stopping starts."""
     unknown = components - COMPONENTS
     if unknown:
         raise ConfigurationError(f"unknown component(s): {', '.join(sorted(unknown))}")
@@ -177,34 +231,36 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
             receiver = _hl7_receiver(runtime)
             mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes,
                               limits=_mllp_limits(settings))
-            runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
+            try:
+                runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
+            except OSError as exc:
+                raise _cannot_listen("MLLP", settings.bind_host, settings.mllp_port, exc) from None
         if "api" in components:
             http, http_task = await _start_http(runtime, mllp)
         if on_ready is not None:
             on_ready(runtime)
         await stop.wait()
     finally:
-        if http is not None and http_task is not None:
-            http.should_exit = True
-            await http_task
-        if mllp is not None:
-            await mllp.stop()
-        await _stop_blocking(jobs, heartbeat)
-        await asyncio.to_thread(runtime.committer.stop)
+        if on_stopping is not None:
+            on_stopping()
+        await _shut_down(runtime, http=http, http_task=http_task, mllp=mllp, jobs=jobs,
+                         heartbeat=heartbeat)
     for job in jobs:
         if job.error is not None:
             raise job.error
 
 
 def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
-    """The HTTP API of this process: MPI search, FHIR (writes through the group committer)."""
+    """The HTTP API of this process: MPI search and the Workbench (staff tokens), FHIR (writes
+    through the group committer)."""
     fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
                             clock=runtime.clock)
     limits = RequestLimits(max_header_bytes=runtime.settings.limits.http_max_header_bytes,
                            max_body_bytes=runtime.settings.limits.http_max_body_bytes,
                            fhir_max_body_bytes=runtime.rules.fhir.max_body_bytes,
                            body_timeout=runtime.settings.limits.http_request_timeout)
-    return create_app(search=runtime.search, ready=lambda: readiness(runtime),
+    return create_app(search=runtime.search, staff=runtime.staff, audit=runtime.audit,
+                      clock=runtime.clock, ready=lambda: readiness(runtime),
                       metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
                       fhir=fhir, limits=limits)
 
@@ -212,10 +268,15 @@ def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
 async def _start_http(runtime: Runtime,
                       mllp: MllpServer | None) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
     settings = runtime.settings
+    # uvicorn's records go through engine.logs (no logging config of its own); its chatter
+    # only at DEBUG, and never the access log (URLs carry query strings).
+    quiet = "debug" if settings.log_level == "DEBUG" else "warning"
     config = uvicorn_config(http_app(runtime, mllp), settings.limits, settings.bind_host,
-                            settings.http_port)
+                            settings.http_port, log_level=quiet)
     server = _EmbeddedUvicorn(config)
-    task = asyncio.get_running_loop().create_task(server.serve())
+    # Bound here, so that a port in use is one clear line rather than uvicorn's exit.
+    sock = _bound_socket("HTTP", runtime.settings.bind_host, runtime.settings.http_port)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()  # raises why it could not start (port in use, ...)
@@ -233,6 +294,24 @@ def _mllp_limits(settings: Settings) -> MllpLimits:
                       idle_timeout=limits.mllp_idle_timeout, read_timeout=limits.mllp_read_timeout,
                       connection_buffer_bytes=limits.mllp_connection_buffer_bytes,
                       total_buffer_bytes=limits.mllp_total_buffer_bytes)
+
+
+def _bound_socket(what: str, host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise _cannot_listen(what, host, port, exc) from None
+    return sock
+
+
+def _cannot_listen(what: str, host: str, port: int, error: OSError) -> ConfigurationError:
+    setting = f"PORTALBRIDGE_{what}_PORT"
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    return ConfigurationError(f"cannot listen for {what} on {host}:{port}: {reason.lower()} "
+                              f"(set {setting} to a free port, or stop what holds this one)")
 
 
 def _start_blocking(runtime: Runtime, components: frozenset[str],
@@ -285,10 +364,24 @@ def _start_heartbeat(runtime: Runtime, jobs: list[Background],
         path, lambda: runtime.committer.alive and all(job.alive for job in jobs), stop))
 
 
-async def _stop_blocking(jobs: list[Background], heartbeat: asyncio.Task[None] | None) -> None:
+async def _shut_down(runtime: Runtime, *, http: _EmbeddedUvicorn | None,
+                     http_task: asyncio.Task[None] | None, mllp: MllpServer | None,
+                     jobs: list[Background], heartbeat: asyncio.Task[None] | None) -> None:
+    """Stop in order, each step given what is left of the shutdown budget: a stuck writer or
+    an unreachable broker is left behind (daemon threads) rather than waited for."""
+    budget = StopBudget(runtime.settings.shutdown_timeout)
+    log.info("stopping (at most %g s)", budget.timeout)
+    left = budget.left
+    if http is not None and http_task is not None:
+        http.should_exit = True
+        if not await within(asyncio.shield(http_task), left()):
+            http.force_exit = True  # requests waiting for a stuck writer are not waited for
+    if mllp is not None:
+        await within(mllp.stop(), left())
     if heartbeat is not None:
         heartbeat.cancel()
-    await asyncio.gather(*(asyncio.to_thread(job.stop) for job in jobs))
+    await asyncio.gather(*(asyncio.to_thread(job.stop, left()) for job in jobs))
+    await asyncio.to_thread(runtime.committer.stop, left())
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -302,8 +395,9 @@ def _stop_on_signals() -> asyncio.Event:
 
 def dry_run(runtime: Runtime, command: Command) -> Outcome:
     """Apply ``command`` in a transaction that is rolled back: real effects, none kept."""
+    check_command(command)
     try:
-        with SqlUnitOfWork(runtime.database) as uow:
+        with SqlUnitOfWork(runtime.database, clock=runtime.clock) as uow:
             runtime.bus.prefetch([command], uow)
             return runtime.bus.handle(command, uow)
     except Exception as exc:
@@ -313,6 +407,34 @@ def dry_run(runtime: Runtime, command: Command) -> Outcome:
 def explain_file(runtime: Runtime, raw: bytes) -> tuple[list[str], bool]:
     """``route explain`` for one file's bytes: a JSON object is FHIR, anything else HL7 v2."""
     if raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
-        return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c))
+        return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c), runtime.search,
+                            runtime.ids)
     return explain_hl7(raw, runtime.router, runtime.rules.hl7, lambda c: dry_run(runtime, c),
                        validate=validate_structure)
+
+
+def send_hl7_files(paths: list[Path], host: str, port: int, *, connections: int, timeout: float,
+                   attempts: int, on_message: Callable[[Answer], None],
+                   on_total: Callable[[int], None]) -> tuple[list[Answer], int]:
+    """``portalbridge send``: the files' messages over MLLP, exactly as stored; the answers,
+    and how many messages there were."""
+    files: list[FileToSend] = []
+    for path in paths:
+        try:
+            files.append(FileToSend(path, pieces_of(path.read_bytes())))
+        except OSError as exc:
+            raise RejectedMessage(f"{path}: cannot read ({exc.strerror})") from None
+    total = sum(len(p.headers) or 1 for f in files for p in f.pieces)
+    on_total(total)
+    sender = MllpSender(host, port, connections=connections, timeout=timeout, attempts=attempts,
+                        on_message=on_message)
+    try:
+        return asyncio.run(sender.send(files)), total
+    except SendFailed as exc:
+        raise TransientFailure(str(exc)) from None
+
+
+def check_notification_templates(rules: RoutingRules) -> tuple[int, list[str]]:
+    """How many notification templates the configured locales use, and every problem
+    rendering them (``portalbridge config check``)."""
+    return count_templates(rules.notifications), check_templates(rules.notifications)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from engine.errors import ConfigurationError
 
-__all__ = ["ListenerLimits", "Settings"]
+__all__ = ["ListenerLimits", "Settings", "setting_names"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
+DEFAULT_MAIL_URL = "file://mail"  # one RFC 5322 file per message in ./mail
 
 
 _MIB = 1024 * 1024
@@ -77,6 +78,11 @@ class Settings:
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
     limits: ListenerLimits = field(default_factory=ListenerLimits)
+    writer_stall_seconds: float = 30.0  # a writer busy longer on one group fails readiness
+    shutdown_timeout: float = 10.0  # seconds from SIGTERM to exit, stuck or not
+    #: Where notifications go: file://FOLDER, smtp://..., smtps://... It may hold the SMTP
+    #: password, so it is left out of the settings' repr.
+    mail_url: str = field(default=DEFAULT_MAIL_URL, repr=False)
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -88,9 +94,9 @@ class Settings:
         env = os.environ if environ is None else environ
         folder = cwd or Path.cwd()
         return cls(
-            database_url=env.get("PORTALBRIDGE_DATABASE_URL")
+            database_url=_url(env, "PORTALBRIDGE_DATABASE_URL", _DATABASE_SCHEMES)
             or f"sqlite:///{folder / DEFAULT_DATABASE_FILE}",
-            broker_url=env.get("PORTALBRIDGE_BROKER_URL") or IN_PROCESS_BROKER,
+            broker_url=_url(env, "PORTALBRIDGE_BROKER_URL", _BROKER_SCHEMES) or IN_PROCESS_BROKER,
             config_path=Path(env.get("PORTALBRIDGE_CONFIG") or folder / "routing.yaml"),
             mllp_port=_port(env, "PORTALBRIDGE_MLLP_PORT", 2575),
             http_port=_port(env, "PORTALBRIDGE_HTTP_PORT", 8080),
@@ -102,7 +108,53 @@ class Settings:
             heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])
             if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
             limits=ListenerLimits.from_environment(env),
+            writer_stall_seconds=_seconds(env, "PORTALBRIDGE_WRITER_STALL_SECONDS", 30.0),
+            shutdown_timeout=_seconds(env, "PORTALBRIDGE_SHUTDOWN_TIMEOUT", 10.0),
+            mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,
         )
+
+
+#: URL schemes each setting accepts, and what to write instead of anything else.
+_DATABASE_SCHEMES = (("sqlite", "postgresql", "postgresql+psycopg", "postgres"),
+                     "sqlite:///FILE or postgresql://USER@HOST:5432/DATABASE")
+_BROKER_SCHEMES = (("memory", "amqp", "amqps", "pyamqp"), "memory:// or amqp://USER:PASSWORD@HOST:5672/VHOST")
+
+
+def _url(env: Mapping[str, str], name: str, accepted: tuple[tuple[str, ...], str]) -> str:
+    raw = env.get(name) or ""
+    if raw:
+        scheme, colon, _ = raw.partition(":")
+        if not colon or scheme.lower() not in accepted[0]:
+            raise ConfigurationError(f"{name}: unsupported URL scheme '{scheme if colon else raw}' "
+                                     f"(use {accepted[1]})")
+    return raw
+
+
+class _Recorder(dict[str, str]):
+    """An empty environment that remembers which names were looked up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.append(key)
+        return default
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.append(key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.append(str(key))
+        return False
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable ``Settings.from_environment`` reads, in the order read."""
+    recorder = _Recorder()
+    Settings.from_environment(recorder, Path("."))
+    return tuple(dict.fromkeys(recorder.asked))
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

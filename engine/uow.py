@@ -1,7 +1,8 @@
-"""The unit of work and the two stores it carries beside the index: inbox and outbox.
+"""The unit of work and the stores it carries beside the index: inbox, outbox and audit trail.
 
 A unit of work is one transaction. It rolls back unless ``commit`` is called, and the outbox
-rows are written in that same commit, so an event exists exactly when its change does.
+rows and audit entries are written in that same commit, so an event or an audit entry exists
+exactly when its change does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+from engine.audit import AuditTrail
 from engine.commands import MessageOrigin, Outcome
 from mpi.repository import MpiRepository
 
@@ -56,11 +58,12 @@ class Outbox(ABC):
 
 
 class UnitOfWork(ABC):
-    """One transaction over the index, the inbox and the outbox."""
+    """One transaction over the index, the inbox, the outbox and the audit trail."""
 
     mpi: MpiRepository
     inbox: Inbox
     outbox: Outbox
+    audit: AuditTrail
 
     def __enter__(self) -> UnitOfWork:
         return self

@@ -27,6 +27,9 @@ CORPUS = SAMPLES / "corpus"
 HL7_CORPUS = CORPUS / "hl7v2"
 FHIR_CORPUS = CORPUS / "fhir"
 
+# The SMTP server every notification test delivers to (fixture ``smtp_server``).
+pytest_plugins = ["tests.smtp_server"]
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "PORTALBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -43,7 +46,8 @@ senders: []
 routes:
   - {name: updates, match: {message_type: ADT, trigger: [A01, A04, A05, A08, A28, A31]},
      action: upsert_patient}
-  - {name: merges, match: {message_type: ADT, trigger: A40}, action: merge_patients}
+  - {name: merges, match: {message_type: ADT, trigger: [A18, A30, A34, A35, A36, A39, A40]},
+     action: merge_patients}
   - {name: identifier changes, match: {message_type: ADT, trigger: A47},
      action: change_identifier}
   - {name: other adt, match: {message_type: ADT}, action: ignore, reason: not used}

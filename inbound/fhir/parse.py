@@ -143,6 +143,9 @@ def _validate(model: Any, data: dict[str, Any], path: str, version: FhirVersion)
                         issues=issues) from None
     except (TypeError, ValueError) as exc:  # a few fhir.resources validators raise directly
         raise FhirError(400, f"invalid {path}: {exc}", path, code="structure") from None
+    except AttributeError:  # fhir_core calls string methods on a url before checking its type
+        raise FhirError(400, f"invalid {path}: a value has the wrong JSON type (a number or true/"
+                        "false where text belongs, as in photo.url)", path, code="structure") from None
     except LookupError as exc:  # fhir_core looks types up by name and lets a KeyError out
         raise FhirError(400, f"invalid {path}: unknown type {exc}", path, code="structure") from None
 
@@ -169,8 +172,10 @@ def _issue(error: Any, path: str) -> Issue:
     name = next((str(p) for p in reversed(loc) if not isinstance(p, int)), path)
     kind = error["type"]
     if kind == "extra_forbidden":
+        parent = expression[:len(expression) - len(name) - 1] or path
         return Issue(f"unknown element '{name}' (not part of this resource in this FHIR "
-                     "version; check the spelling)", expression, "structure")
+                     "version; check the spelling)", expression, "structure",
+                     logged=f"{parent}.(unknown element)")
     if kind == "missing":
         return Issue(f"required element '{name}' is missing", expression, "required")
     if kind == "string_pattern_mismatch" and error.get("input") == "":

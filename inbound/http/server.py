@@ -32,16 +32,18 @@ _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain;
                      % (len(_TIMEOUT_TEXT), _TIMEOUT_TEXT))
 
 
-def uvicorn_config(app: Any, limits: ListenerLimits, host: str, port: int) -> uvicorn.Config:
-    """The server configuration of the HTTP API, with every limit from the settings."""
+def uvicorn_config(app: Any, limits: ListenerLimits, host: str, port: int, *,
+                   log_level: str = "warning") -> uvicorn.Config:
+    """The server configuration of the HTTP API, with every limit from the settings. uvicorn
+    gets no logging configuration of its own: its records go through the engine's."""
     protocol = type("TimedH11", (TimedH11Protocol,), {
         "head_timeout": limits.http_request_timeout,
         "first_byte_timeout": float(limits.http_keepalive_timeout)})
     tls: dict[str, Any] = {}
     if limits.tls_cert_file is not None and limits.tls_key_file is not None:
         tls = {"ssl_certfile": str(limits.tls_cert_file), "ssl_keyfile": str(limits.tls_key_file)}
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                          lifespan="off", http=protocol,
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                          lifespan="off", log_config=None, http=protocol,
                           h11_max_incomplete_event_size=limits.http_max_header_bytes,
                           limit_concurrency=limits.http_max_concurrency,
                           timeout_keep_alive=limits.http_keepalive_timeout, **tls)

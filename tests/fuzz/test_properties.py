@@ -97,6 +97,7 @@ KEY_ERROR = (b'{"resourceType": "Patient", "contained": [{"resourceType": "Organ
     st.builds(_as_patient, _json_values()),
     st.binary(max_size=2000)))
 @example(KEY_ERROR)
+@example(b'{"resourceType": "Patient", "photo": [{"url": 1e308}]}')  # an AttributeError, once
 @example(b'{"resourceType": "Patient", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}")
 def test_the_fhir_reader_answers_every_body_with_a_4xx_or_a_command(body: bytes) -> None:
     client = RULES.fhir.clients[0]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.background import EngineThread
 from engine.bootstrap import Runtime, build_runtime
 from engine.config import ListenerLimits, Settings
+from engine.staff import Role
 from inbound.mllp import MllpDecoder, frame
 
 
@@ -28,9 +31,10 @@ class RunningEngine:
 @contextmanager
 def running_engine(database_url: str, rules_file: Path,
                    components: frozenset[str] = frozenset({"listen", "api"}),
-                   limits: ListenerLimits | None = None) -> Iterator[RunningEngine]:
+                   limits: ListenerLimits | None = None,
+                   **overrides: Any) -> Iterator[RunningEngine]:
     settings = Settings(database_url=database_url, config_path=rules_file, mllp_port=0, http_port=0,
-                        limits=limits or ListenerLimits())
+                        limits=limits or ListenerLimits(), **overrides)
     runtime = build_runtime(settings)
     thread = EngineThread(runtime, components)
     thread.start()
@@ -40,6 +44,14 @@ def running_engine(database_url: str, rules_file: Path,
     finally:
         thread.shutdown()
         runtime.database.dispose()
+
+
+def staff_headers(runtime: Runtime, *roles: Role) -> dict[str, str]:
+    """Request headers with the token of a new staff member (Member Account Manager unless
+    ``roles`` are given)."""
+    _staff, token = runtime.staff.add(f"tester-{uuid.uuid4().hex[:8]}",
+                                      frozenset(roles or {Role.MEMBER_ACCOUNT_MANAGER}))
+    return {"Authorization": f"Bearer {token}"}
 
 
 class MllpConnection:

@@ -131,3 +131,11 @@ def test_a_contained_resource_of_no_fhir_type_is_a_400_naming_it(version: str, k
 def test_a_contained_resource_of_a_real_type_is_read() -> None:
     data = {"resourceType": "Patient", "contained": [{"resourceType": "Organization", "id": "o"}]}
     assert validate_patient(data, "R4").data is data
+
+
+@pytest.mark.parametrize("value", [1e308, 5, True])
+def test_a_url_that_is_not_text_is_a_400(value: object) -> None:
+    # Found by fuzzing: fhir_core called .startswith on a number in Attachment.url (a 500).
+    with pytest.raises(FhirError) as caught:
+        validate_patient({"resourceType": "Patient", "photo": [{"url": value}]}, "R4")
+    assert caught.value.status == 400 and "wrong JSON type" in caught.value.reason
