@@ -17,7 +17,10 @@ RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
 COPY routing.yaml /etc/portalbridge/routing.yaml
 WORKDIR /srv/portalbridge
 USER portalbridge
+# MALLOC_ARENA_MAX: glibc keeps freed memory in one arena per thread; with many threads the
+# process's RSS climbs with every peak (measured: bench/bench_memory.py, README "Memory").
 ENV PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     PORTALBRIDGE_CONFIG=/etc/portalbridge/routing.yaml \
     PORTALBRIDGE_BIND_HOST=0.0.0.0
 EXPOSE 2575 8080

@@ -84,8 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     _fhir_commands(sub)
     secrets = sub.add_parser("secrets", help="deployment secrets")
     secrets_sub = secrets.add_subparsers(metavar="ACTION", required=True)
-    check = secrets_sub.add_parser("check", help="exit 2 if a password in the environment is "
-                                   "missing, an example value, a known default or short")
+    check = secrets_sub.add_parser(
+        "check", help="exit 2 if a password in the environment is missing, an example value, a "
+        "known default or short",
+        description="Checks POSTGRES_PASSWORD, RABBITMQ_PASSWORD and the passwords inside the "
+        "database and broker URLs (docker-compose's check-secrets service); never prints them.",
+        epilog=settings_epilog(("PORTALBRIDGE_DATABASE_URL", "PORTALBRIDGE_BROKER_URL")))
     check.set_defaults(run=_secrets_check)
     return parser
 
@@ -157,7 +161,8 @@ def _fhir_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     fhir = sub.add_parser("fhir", help="FHIR API clients")
     fhir_sub = fhir.add_subparsers(metavar="ACTION", required=True)
     token = fhir_sub.add_parser("token", help="make a new random bearer token for a FHIR client "
-                                "and print the routing.yaml line that admits it")
+                                "and print the routing.yaml line that admits it",
+                                epilog=settings_epilog(()))
     token.add_argument("name", help="the client's name (shown in logs)")
     token.add_argument("--facility", required=True,
                        help="the facility code the client writes for (routing.yaml facilities)")

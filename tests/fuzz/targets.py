@@ -39,7 +39,7 @@ from inbound.http.fhir import FhirDependencies
 from inbound.http.limits import RequestLimits
 from inbound.mllp import FramingError, MllpDecoder, OversizeFrame
 from mpi.search import MpiSearch
-from tests.fakes import FixedClock, SequentialIds
+from tests.fakes import FixedClock, InMemoryAuditLog, InMemoryStaffDirectory, SequentialIds
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # Starlette 1.x suggests httpx2
@@ -170,7 +170,8 @@ class FhirEndpoint:
         deps = FhirDependencies(apply=self._apply, rules=routing, ids=self.ids, clock=SystemClock())
         limits = RequestLimits(max_header_bytes=16384, max_body_bytes=1024 * 1024,
                                fhir_max_body_bytes=routing.fhir.max_body_bytes, body_timeout=30)
-        app = create_app(search=MpiSearch(database.connect), ready=dict, metrics=str,
+        app = create_app(search=MpiSearch(database.connect), staff=InMemoryStaffDirectory(),
+                         audit=InMemoryAuditLog(), clock=SystemClock(), ready=dict, metrics=str,
                          version="fuzz", fhir=deps, limits=limits)
         self.client = TestClient(app)
         self.headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {TOKEN}"}
