@@ -217,3 +217,14 @@ def test_the_env_file_stays_out_of_git_and_the_image() -> None:
     ignore = [line for line in (ROOT / ".dockerignore").read_text("utf-8").splitlines()
               if line and not line.startswith("#")]
     assert ignore[0] == "*" and "!.env" not in ignore  # everything out, then a few files back
+
+
+def test_the_workers_apply_every_inbound_partition_exactly_once(
+        compose: dict[str, Any], tmp_path: Path) -> None:
+    workers = [Settings.from_environment(service["environment"], cwd=tmp_path)
+               for service in portalbridge_services(compose).values()
+               if service["command"] == ["worker"]]
+    partitions = workers[0].inbound_partitions
+    assert partitions > 1 and {w.inbound_partitions for w in workers} == {partitions}
+    applied = sorted(n for w in workers for n in (w.worker_partitions or range(partitions)))
+    assert applied == list(range(partitions))

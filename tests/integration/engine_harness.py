@@ -33,6 +33,7 @@ def running_engine(database_url: str, rules_file: Path,
                    components: frozenset[str] = frozenset({"listen", "api"}),
                    limits: ListenerLimits | None = None,
                    **overrides: Any) -> Iterator[RunningEngine]:
+    """The engine on a thread; ``overrides`` are further ``Settings`` fields."""
     settings = Settings(database_url=database_url, config_path=rules_file, mllp_port=0, http_port=0,
                         limits=limits or ListenerLimits(), **overrides)
     runtime = build_runtime(settings)

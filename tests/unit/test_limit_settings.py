@@ -41,11 +41,11 @@ def test_each_limit_has_its_setting(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "raw", "message"), [
-    ("PORTALBRIDGE_MLLP_MAX_CONNECTIONS", "0", "must be more than 0"),
+    ("PORTALBRIDGE_MLLP_MAX_CONNECTIONS", "0", "must be at least 1"),
     ("PORTALBRIDGE_MLLP_MAX_CONNECTIONS", "1.5", "is not a whole number"),
     ("PORTALBRIDGE_MLLP_IDLE_TIMEOUT", "soon", "is not a number of seconds"),
-    ("PORTALBRIDGE_HTTP_REQUEST_TIMEOUT", "-1", "must be more than 0"),
-    ("PORTALBRIDGE_HTTP_REQUEST_TIMEOUT", "inf", "must be more than 0"),
+    ("PORTALBRIDGE_HTTP_REQUEST_TIMEOUT", "-1", "must be a positive number of seconds"),
+    ("PORTALBRIDGE_HTTP_REQUEST_TIMEOUT", "inf", "must be a positive number of seconds"),
     ("PORTALBRIDGE_TLS_CERT_FILE", "/tls/cert.pem", "go together"),
 ])
 def test_a_bad_value_names_its_setting(tmp_path: Path, name: str, raw: str, message: str) -> None:
