@@ -120,8 +120,14 @@ def test_kombu_virtual_channels_answer_which_queues_a_key_reaches() -> None:
     with Connection("memory://contract") as connection:
         channel = connection.channel()
         exchange = Exchange("portalbridge.status", type="topic")
-        Queue("contract.mpi", exchange=exchange, routing_key="mpi.*")(channel).declare()
-        Producer(channel, exchange=exchange).declare()
-        assert KombuStatusPublisher._routable(channel, "mpi.changed")
-        assert not KombuStatusPublisher._routable(channel, "member.enrolled")
-        channel.close()
+        # kombu's memory transport is one broker per process: the queue must not outlive
+        # this test, or other tests' events would find it and no longer be unrouted.
+        queue = Queue("contract.mpi", exchange=exchange, routing_key="contract.*")(channel)
+        queue.declare()
+        try:
+            Producer(channel, exchange=exchange).declare()
+            assert KombuStatusPublisher._routable(channel, "contract.changed")
+            assert not KombuStatusPublisher._routable(channel, "contract.other.key")
+        finally:
+            queue.delete()
+            channel.close()
