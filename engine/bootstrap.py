@@ -58,8 +58,10 @@ from inbound.hl7.receiver import Hl7Receiver
 from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
-from inbound.mllp import MllpServer
+from inbound.http.limits import RequestLimits
+from inbound.http.server import uvicorn_config
 from inbound.mllp_sender import Answer, FileToSend, MllpSender, SendFailed
+from inbound.mllp_server import MllpLimits, MllpServer
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
 from outbound.metered import PublishCounts
@@ -237,12 +239,13 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
         heartbeat = _start_heartbeat(runtime, jobs, stop)
         if "listen" in components:
             receiver = hl7_receiver(runtime, "mllp")
-            mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes)
+            mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes,
+                              limits=_mllp_limits(settings))
             try:
                 runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
             except OSError as exc:
                 raise _cannot_listen("MLLP", settings.bind_host, settings.mllp_port, exc) from None
-            runtime.sources.mllp_connections = lambda: len(mllp.connections) if mllp else 0
+            runtime.sources.mllp = mllp
         if "api" in components:
             http, http_task = await _start_http(runtime)
         else:
@@ -267,10 +270,14 @@ def http_app(runtime: Runtime) -> FastAPI:
     through the group committer), the message journal, metrics."""
     fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
                             clock=runtime.clock, journal=runtime.journal)
+    limits = RequestLimits(max_header_bytes=runtime.settings.limits.http_max_header_bytes,
+                           max_body_bytes=runtime.settings.limits.http_max_body_bytes,
+                           fhir_max_body_bytes=runtime.rules.fhir.max_body_bytes,
+                           body_timeout=runtime.settings.limits.http_request_timeout)
     return create_app(search=runtime.search, staff=runtime.staff, audit=runtime.audit,
                       clock=runtime.clock, ready=lambda: readiness(runtime),
                       metrics=runtime.metrics.exposition, version=package_version(),
-                      fhir=fhir, messages=runtime.messages)
+                      fhir=fhir, messages=runtime.messages, limits=limits)
 
 
 def _start_metrics_server(runtime: Runtime) -> Callable[[], None] | None:
@@ -288,12 +295,12 @@ def _start_metrics_server(runtime: Runtime) -> Callable[[], None] | None:
 
 
 async def _start_http(runtime: Runtime) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
+    settings = runtime.settings
     # uvicorn's records go through engine.logs (no logging config of its own); its chatter
     # only at DEBUG, and never the access log (URLs carry query strings).
-    quiet = "debug" if runtime.settings.log_level == "DEBUG" else "warning"
-    config = uvicorn.Config(http_app(runtime), host=runtime.settings.bind_host,
-                            port=runtime.settings.http_port, log_level=quiet, access_log=False,
-                            lifespan="off", log_config=None)
+    quiet = "debug" if settings.log_level == "DEBUG" else "warning"
+    config = uvicorn_config(http_app(runtime), settings.limits, settings.bind_host,
+                            settings.http_port, log_level=quiet)
     server = _EmbeddedUvicorn(config)
     # Bound here, so that a port in use is one clear line rather than uvicorn's exit.
     sock = _bound_socket("HTTP", runtime.settings.bind_host, runtime.settings.http_port)
@@ -304,8 +311,17 @@ async def _start_http(runtime: Runtime) -> tuple[_EmbeddedUvicorn, asyncio.Task[
             raise ConfigurationError("the HTTP server stopped while starting")
         await asyncio.sleep(0.01)
     runtime.bound_ports["http"] = server.servers[0].sockets[0].getsockname()[1]
-    log.info("HTTP API on %s:%d", runtime.settings.bind_host, runtime.bound_ports["http"])
+    log.info("HTTP API on %s://%s:%d", "https" if config.is_ssl else "http", settings.bind_host,
+             runtime.bound_ports["http"])
     return server, task
+
+
+def _mllp_limits(settings: Settings) -> MllpLimits:
+    limits = settings.limits
+    return MllpLimits(max_connections=limits.mllp_max_connections,
+                      idle_timeout=limits.mllp_idle_timeout, read_timeout=limits.mllp_read_timeout,
+                      connection_buffer_bytes=limits.mllp_connection_buffer_bytes,
+                      total_buffer_bytes=limits.mllp_total_buffer_bytes)
 
 
 def _bound_socket(what: str, host: str, port: int) -> socket.socket:

@@ -7,9 +7,10 @@ a database: the composition root wires them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 
@@ -18,7 +19,20 @@ from engine.domain.clock import Clock
 from engine.journal_writer import JournalWriter
 from engine.metrics import EngineMetrics, counter, gauge
 
-__all__ = ["RuntimeSources", "watch_runtime"]
+__all__ = ["MllpCounts", "RuntimeSources", "watch_runtime"]
+
+
+class MllpCounts(Protocol):
+    """What a running MLLP listener tells ``/metrics`` (``inbound.mllp_server.MllpServer``)."""
+
+    @property
+    def connections(self) -> Sized: ...
+
+    @property
+    def refused_connections(self) -> int: ...
+
+    @property
+    def buffered_bytes(self) -> int: ...
 
 
 @dataclass(slots=True, kw_only=True)
@@ -30,7 +44,7 @@ class RuntimeSources:
     journal: JournalWriter
     outbox_counts: Callable[[], dict[str, int]]
     oldest_pending: Callable[[], datetime | None]
-    mllp_connections: Callable[[], int] | None = None
+    mllp: MllpCounts | None = None
     relay_counts: Callable[[], dict[str, int]] | None = None
 
 
@@ -67,9 +81,13 @@ def _outbox(sources: RuntimeSources) -> Iterator[Metric]:
 
 
 def _edges(sources: RuntimeSources) -> Iterator[Metric]:
-    if sources.mllp_connections is not None:
-        yield gauge("portalbridge_mllp_connections", "Open MLLP connections",
-                    sources.mllp_connections())
+    mllp = sources.mllp
+    if mllp is not None:
+        yield gauge("portalbridge_mllp_connections", "Open MLLP connections", len(mllp.connections))
+        yield counter("portalbridge_mllp_refused_connections", "MLLP connections refused at "
+                      "PORTALBRIDGE_MLLP_MAX_CONNECTIONS", mllp.refused_connections)
+        yield gauge("portalbridge_mllp_buffered_bytes", "Bytes the MLLP listener holds for its "
+                    "clients", mllp.buffered_bytes)
     if sources.relay_counts is not None:
         counts = {name: float(value) for name, value in sources.relay_counts().items()}
         yield counter("portalbridge_relay_published", "Events the relay published",

@@ -18,6 +18,7 @@ from engine.staff import StaffDirectory
 from engine.store.errors import classify_store_error
 from inbound.http.auth import StaffAuth
 from inbound.http.fhir import FhirDependencies, fhir_router
+from inbound.http.limits import BoundedRequests, RequestLimits
 from inbound.http.mpi import mpi_router
 from inbound.http.workbench import audit_router, messages_router
 from mpi.search import MpiSearch
@@ -30,12 +31,13 @@ log = logging.getLogger(__name__)
 def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clock: Clock,
                ready: Callable[[], Mapping[str, bool | str]], metrics: Callable[[], bytes],
                version: str, fhir: FhirDependencies | None = None,
-               messages: JournalStore | None = None) -> FastAPI:
+               messages: JournalStore | None = None,
+               limits: RequestLimits | None = None) -> FastAPI:
     """The app for one process; ``ready`` names each dependency and whether it is up (True)
     or not (False, or a reason), and ``metrics`` gives the Prometheus text. ``staff``
     authenticates the bearer tokens of /mpi and /workbench; ``audit`` records what staff
     did. With ``fhir`` the FHIR API is served under /fhir; with ``messages`` the message
-    journal under /workbench/messages."""
+    journal under /workbench/messages; ``limits`` bound every request's head and body."""
     app = FastAPI(title="portalbridge", version=version,
                   description="Patient-portal integration engine: MPI, FHIR and account APIs.")
     auth = StaffAuth(staff, audit)
@@ -68,6 +70,8 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
         """Counters, gauges and histograms in the Prometheus text format."""
         return Response(metrics(), media_type=CONTENT_TYPE)
 
+    if limits is not None:
+        app.add_middleware(BoundedRequests, limits=limits)
     return app
 
 
