@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, IdSource
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
+from membership.tokens import RandomSource, SecretBox
 from mpi.repository import InMemoryMpiRepository
 
 
@@ -91,3 +93,27 @@ class InMemoryUnitOfWork(UnitOfWork):
         assert isinstance(self.inbox, InMemoryInbox) and isinstance(self.outbox, InMemoryOutbox)
         self.inbox.pending.clear()
         self.outbox.pending.clear()
+
+
+class CountingRandom(RandomSource):
+    """Predictable "randomness": bytes from a counter, so tokens differ but repeat per run."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._counter = itertools.count(seed)
+
+    def bytes(self, count: int) -> bytes:
+        return hashlib.sha256(str(next(self._counter)).encode()).digest()[:count].ljust(count, b"\0")
+
+
+class ReversibleBox(SecretBox):
+    """A secret box whose "ciphertext" is readable in tests, yet detects tampering."""
+
+    def seal(self, plaintext: str) -> str:
+        return "sealed:" + plaintext[::-1] + ":" + hashlib.sha256(plaintext.encode()).hexdigest()[:8]
+
+    def open(self, sealed: str) -> str:
+        prefix, body, check = sealed.split(":")
+        plaintext = body[::-1]
+        if prefix != "sealed" or hashlib.sha256(plaintext.encode()).hexdigest()[:8] != check:
+            raise ValueError("tampered")
+        return plaintext
