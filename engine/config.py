@@ -30,6 +30,10 @@ class Settings:
     relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
+    secret_key: str | None = None  # 32 bytes, base64: seals tokens and notification secrets
+    secret_key_file: Path | None = None
+    working_folder: Path = Path()  # where an embedded installation keeps its generated key
+    mail_url: str = "file://./mail"  # where notifications are delivered (file:// folder)
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -54,6 +58,11 @@ class Settings:
             relay_batch_size=_positive(env, "PORTALBRIDGE_RELAY_BATCH_SIZE", 500),
             heartbeat_file=Path(env["PORTALBRIDGE_HEARTBEAT_FILE"])
             if env.get("PORTALBRIDGE_HEARTBEAT_FILE") else None,
+            secret_key=env.get("PORTALBRIDGE_SECRET_KEY") or None,
+            secret_key_file=Path(env["PORTALBRIDGE_SECRET_KEY_FILE"])
+            if env.get("PORTALBRIDGE_SECRET_KEY_FILE") else None,
+            working_folder=folder,
+            mail_url=_mail_url(env.get("PORTALBRIDGE_MAIL_URL") or "file://./mail"),
         )
 
 
@@ -81,3 +90,10 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not 0 <= port <= 65535:
         raise ConfigurationError(f"{name}: {port} is outside 0-65535")
     return port
+
+
+def _mail_url(url: str) -> str:
+    if not url.startswith("file://"):
+        raise ConfigurationError(f"PORTALBRIDGE_MAIL_URL: {url!r}: only file://FOLDER is supported "
+                                 "in this version (SMTP and text-message gateways come later)")
+    return url

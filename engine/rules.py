@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import ConfigurationError
+from engine.membership_rules import EnrollRule, MembershipRules
 
 __all__ = [
     "EVENT_TYPES",
@@ -112,11 +113,14 @@ class Route(_Strict):
     action: Action
     reason: str = ""  # told to the sender on ``reject`` (and ``ignore``)
     strict: bool = False  # validate the message structure with hl7apy before applying
+    enroll: EnrollRule | None = None  # automated enrollment of the patients it stores
 
     @model_validator(mode="after")
     def _reject_needs_reason(self) -> Route:
         if self.action is Action.REJECT and not self.reason:
             raise ValueError("a 'reject' route needs a 'reason' the sender will read")
+        if self.enroll is not None and self.action is not Action.UPSERT_PATIENT:
+            raise ValueError("'enroll' is only for 'upsert_patient' routes")
         return self
 
 
@@ -150,6 +154,7 @@ class FhirRules(_Strict):
     clients: tuple[FhirClient, ...] = ()
     default_version: Literal["R4", "R4B", "R5"] = "R4"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    enroll: EnrollRule | None = None  # automated enrollment of patients created over FHIR
 
 
 class EventRules(_Strict):
@@ -157,6 +162,9 @@ class EventRules(_Strict):
 
     publish: tuple[EventType, ...] = EVENT_TYPES
     source: str = "urn:portalbridge"  # the CloudEvents ``source`` attribute
+    #: ``mpi.changed`` for members only (the specification's "member's MPI record"), or for
+    #: every patient in the index.
+    mpi_changed_for: Literal["members", "all_patients"] = "members"
 
 
 class Hl7Rules(_Strict):
@@ -179,6 +187,7 @@ class RoutingRules(_Strict):
     events: EventRules = EventRules()
     hl7: Hl7Rules = Hl7Rules()
     fhir: FhirRules = FhirRules()
+    membership: MembershipRules = MembershipRules()
 
     @model_validator(mode="after")
     def _cross_references(self) -> RoutingRules:
@@ -192,6 +201,9 @@ class RoutingRules(_Strict):
         for i, route in enumerate(self.routes):
             problems += [f"routes[{i}].match.facility: unknown facility '{code}'"
                          for code in route.match.facility if code != "*" and code not in known]
+        if self.fhir.enroll is not None:
+            problems += [f"fhir.enroll.facilities: unknown facility '{code}'"
+                         for code in self.fhir.enroll.facilities if code != "*" and code not in known]
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -1,4 +1,5 @@
-"""The unit of work and the two stores it carries beside the index: inbox and outbox.
+"""The unit of work and the stores it carries beside the index: inbox, outbox, members and
+the notifications written with their changes.
 
 A unit of work is one transaction. It rolls back unless ``commit`` is called, and the outbox
 rows are written in that same commit, so an event exists exactly when its change does.
@@ -14,6 +15,8 @@ from types import TracebackType
 from typing import Any
 
 from engine.commands import MessageOrigin, Outcome
+from engine.notifications import NotificationOutbox
+from membership.repository import MemberRepository
 from mpi.repository import MpiRepository
 
 __all__ = ["Inbox", "Outbox", "OutboxMessage", "UnitOfWork"]
@@ -56,11 +59,13 @@ class Outbox(ABC):
 
 
 class UnitOfWork(ABC):
-    """One transaction over the index, the inbox and the outbox."""
+    """One transaction over the index, the members, the inbox and both outboxes."""
 
     mpi: MpiRepository
+    members: MemberRepository
     inbox: Inbox
     outbox: Outbox
+    notifications: NotificationOutbox
 
     def __enter__(self) -> UnitOfWork:
         return self

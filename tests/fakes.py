@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, IdSource
+from engine.notifications import Notification, NotificationOutbox
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
+from membership.repository import InMemoryMemberRepository
 from membership.tokens import RandomSource, SecretBox
 from mpi.repository import InMemoryMpiRepository
 
@@ -68,6 +70,15 @@ class InMemoryOutbox(Outbox):
         self.pending.append(message)
 
 
+class InMemoryNotifications(NotificationOutbox):
+    def __init__(self) -> None:
+        self.committed: list[Notification] = []
+        self.pending: list[Notification] = []
+
+    def add(self, notification: Notification) -> None:
+        self.pending.append(notification)
+
+
 class InMemoryUnitOfWork(UnitOfWork):
     """A unit of work over shared in-memory stores; rollback discards what was pending.
 
@@ -76,16 +87,22 @@ class InMemoryUnitOfWork(UnitOfWork):
     """
 
     def __init__(self, mpi: InMemoryMpiRepository | None = None,
-                 inbox: InMemoryInbox | None = None, outbox: InMemoryOutbox | None = None) -> None:
+                 inbox: InMemoryInbox | None = None, outbox: InMemoryOutbox | None = None,
+                 members: InMemoryMemberRepository | None = None,
+                 notifications: InMemoryNotifications | None = None) -> None:
         self.mpi = mpi or InMemoryMpiRepository()
         self.inbox = inbox or InMemoryInbox()
         self.outbox = outbox or InMemoryOutbox()
+        self.members = members or InMemoryMemberRepository()
+        self.notifications = notifications or InMemoryNotifications()
         self.commits = 0
 
     def commit(self) -> None:
         assert isinstance(self.inbox, InMemoryInbox) and isinstance(self.outbox, InMemoryOutbox)
         self.inbox.committed.update(self.inbox.pending)
         self.outbox.committed.extend(self.outbox.pending)
+        assert isinstance(self.notifications, InMemoryNotifications)
+        self.notifications.committed.extend(self.notifications.pending)
         self.commits += 1
         self.close()
 
@@ -93,6 +110,8 @@ class InMemoryUnitOfWork(UnitOfWork):
         assert isinstance(self.inbox, InMemoryInbox) and isinstance(self.outbox, InMemoryOutbox)
         self.inbox.pending.clear()
         self.outbox.pending.clear()
+        assert isinstance(self.notifications, InMemoryNotifications)
+        self.notifications.pending.clear()
 
 
 class CountingRandom(RandomSource):

@@ -13,9 +13,12 @@ from sqlalchemy import Connection, Engine, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.commands import MessageOrigin, Outcome
+from engine.domain.clock import Clock, SystemClock
 from engine.errors import StoreUnavailable
+from engine.store.members_sql import SqlMemberRepository, SqlNotificationOutbox
 from engine.store.tables import inbound_messages, outbox
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
+from membership.tokens import SecretBox
 from mpi.bulk import insert_rows
 from mpi.sql import SqlMpiRepository
 
@@ -119,10 +122,11 @@ class SqlUnitOfWork(UnitOfWork):
     """A transaction on one connection; database errors become ``StoreUnavailable``.
 
     Given an ``Engine`` it uses a pooled connection for itself; given a ``WriterConnection``
-    it borrows the writer's long-lived one.
+    it borrows the writer's long-lived one. ``box`` seals the secrets of notifications.
     """
 
-    def __init__(self, source: Engine | WriterConnection, *, check_inbox: bool = True) -> None:
+    def __init__(self, source: Engine | WriterConnection, *, check_inbox: bool = True,
+                 box: SecretBox | None = None, clock: Clock | None = None) -> None:
         self._writer = source if isinstance(source, WriterConnection) else None
         try:
             self._conn = self._writer.acquire() if self._writer else cast(Engine, source).connect()
@@ -133,7 +137,11 @@ class SqlUnitOfWork(UnitOfWork):
         self._repo = SqlMpiRepository(self._conn)
         self._inbox = SqlInbox(self._conn, check=check_inbox)
         self._outbox = SqlOutbox(self._conn)
+        self._members = SqlMemberRepository(self._conn)
+        self._notifications = SqlNotificationOutbox(self._conn, box)
+        self._clock = clock or SystemClock()
         self.mpi, self.inbox, self.outbox = self._repo, self._inbox, self._outbox
+        self.members, self.notifications = self._members, self._notifications
         self._open = True
 
     @property
@@ -145,8 +153,10 @@ class SqlUnitOfWork(UnitOfWork):
             # Every write and the COMMIT travel together: one round trip, then the fsync.
             with _pipelined(self._conn):
                 self._repo.flush()
+                self._members.flush(self._clock.now())
                 self._inbox.flush()
                 self._outbox.flush()
+                self._notifications.flush()
                 self._conn.commit()
         except IntegrityError:
             raise  # a concurrent writer took a key first: the caller retries one by one

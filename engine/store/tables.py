@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, text
 
+from engine.store.member_tables import members, notifications
 from mpi.tables import UtcDateTime, metadata
 
-__all__ = ["inbound_messages", "metadata", "outbox"]
+__all__ = ["inbound_messages", "members", "metadata", "notifications", "outbox"]
 
 #: Every committed inbound message, so a resend is acknowledged without applying it twice.
 inbound_messages = Table(
