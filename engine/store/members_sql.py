@@ -33,6 +33,7 @@ class SqlMemberRepository(MemberRepository):
         self._conn = connection
         self._by_id: dict[str, Member] = {}
         self._by_patient: dict[str, str | None] = {}
+        self._patient_of: dict[str, str] = {}
         self._new: dict[str, Member] = {}
         self._dirty: dict[str, Member] = {}
 
@@ -82,6 +83,7 @@ class SqlMemberRepository(MemberRepository):
     def changed(self, member: Member) -> None:
         if member.id not in self._new:
             self._dirty[member.id] = member
+        self._remember(member)  # its patient may have changed (a merge)
 
     def count_by_status(self) -> dict[str, int]:
         rows = self._conn.execute(select(members.c.membership_status, func.count())
@@ -103,7 +105,11 @@ class SqlMemberRepository(MemberRepository):
 
     def _remember(self, member: Member) -> None:
         self._by_id[member.id] = member
+        before = self._patient_of.get(member.id)
+        if before is not None and before != member.patient_id:
+            self._by_patient[before] = None
         self._by_patient[member.patient_id] = member.id
+        self._patient_of[member.id] = member.patient_id
 
 
 class SqlNotificationOutbox(NotificationOutbox):
@@ -166,7 +172,7 @@ def member_from_row(row: Any) -> Member:
         password_history=tuple(orjson.loads(row["password_history"])),
         password_changed_at=_opt(row["password_changed_at"]),
         reset=_token(row, "reset", "reset_digest"), activated_at=_opt(row["activated_at"]),
-        version=row["version"])
+        version=row["version"], event_sequence=row["event_sequence"])
 
 
 def member_row(m: Member, now: datetime) -> dict[str, Any]:
@@ -194,6 +200,7 @@ def member_row(m: Member, now: datetime) -> dict[str, Any]:
         "reset_issued_at": reset.issued_at if reset else None,
         "reset_expires_at": reset.expires_at if reset else None,
         "activated_at": m.activated_at, "version": m.version + 1, "updated_at": now,
+        "event_sequence": m.event_sequence,
     }
 
 

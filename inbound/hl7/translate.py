@@ -57,7 +57,8 @@ def translate(message: Er7Message, header: Header, decision: RouteDecision) -> C
         if pid is None:
             raise InvalidMessage("the message has no PID segment", "PID")
         key, update = patient_update(pid, facility)
-        return UpsertPatientRecord(origin=origin, key=key, update=update)
+        return UpsertPatientRecord(origin=origin, key=key, update=update,
+                                   enroll=decision.route.enroll)
     if action is Action.MERGE_PATIENTS:
         merges = tuple(RecordMerge(survivor=key, prior=prior, update=update)
                        for key, update, prior in _pid_mrg_groups(message, facility))

@@ -55,6 +55,7 @@ def upgrade() -> None:
     sa.Column('reset_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('activated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('event_sequence', sa.Integer(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_members')),
     sa.UniqueConstraint('patient_id', name=op.f('uq_members_patient_id')),

@@ -1,0 +1,140 @@
+"""What a member's domain events become, in the same unit of work: status events in the
+outbox (when ``events.publish`` selects them), notifications to the member, audit rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.domain.clock import IdSource
+from engine.domain.events import (
+    MemberActivatedEvent,
+    MemberDeactivatedEvent,
+    MemberEnrolledEvent,
+    MemberReactivatedEvent,
+    MemberStatusChanged,
+)
+from engine.member_commands import Actor
+from engine.notifications import Channel, Notification, NotificationKind
+from engine.uow import OutboxMessage, UnitOfWork
+from membership import events as ev
+from membership.model import Member
+from membership.tokens import SecretBox
+
+__all__ = ["Effects", "Secrets"]
+
+_STATUS_EVENTS: dict[type[ev.MemberEvent], type[MemberStatusChanged]] = {
+    ev.MemberEnrolled: MemberEnrolledEvent, ev.MemberActivated: MemberActivatedEvent,
+    ev.MemberDeactivated: MemberDeactivatedEvent, ev.MemberReactivated: MemberReactivatedEvent,
+}
+_NOTIFIED: dict[type[ev.MemberEvent], NotificationKind] = {
+    ev.MemberEnrolled: NotificationKind.ACTIVATION_TOKEN,
+    ev.TokenResent: NotificationKind.ACTIVATION_TOKEN,
+    ev.TokenRegenerated: NotificationKind.ACTIVATION_TOKEN,
+    ev.MemberActivated: NotificationKind.REGISTRATION_COMPLETE,
+    ev.MemberDeactivated: NotificationKind.DEACTIVATED,
+    ev.MemberReactivated: NotificationKind.REACTIVATED,
+    ev.PasswordResetRequested: NotificationKind.PASSWORD_RESET,
+    ev.PasswordChanged: NotificationKind.PASSWORD_CHANGED,
+}
+Audit = Callable[[UnitOfWork, ev.MemberEvent, Actor, str], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Secrets:
+    """Secret values a handler has in clear for this change's notifications."""
+
+    token: str = ""
+    passphrase: str = ""
+    reset_token: str = ""
+
+
+class Effects:
+    """Turns the events a member recorded into outbox rows, notifications and audit rows."""
+
+    def __init__(self, *, ids: IdSource, box: SecretBox, publish: frozenset[str],
+                 notify_password_change: bool, audit: Audit | None = None) -> None:
+        self._ids = ids
+        self._box = box
+        self._publish = publish
+        self._notify_password_change = notify_password_change
+        self._audit = audit
+
+    def apply(self, member: Member, uow: UnitOfWork, *, actor: Actor, correlation_id: str,
+              secrets: Secrets | None = None) -> None:
+        """Write the effects of every event ``member`` recorded, then forget the events."""
+        secrets = secrets or Secrets()
+        for event in member.events:
+            self._status_event(member, event, uow, actor, correlation_id)
+            self._notify(member, event, uow, secrets)
+            if self._audit is not None:
+                self._audit(uow, event, actor, correlation_id)
+        member.events.clear()
+
+    def _status_event(self, member: Member, event: ev.MemberEvent, uow: UnitOfWork, actor: Actor,
+                      correlation_id: str) -> None:
+        kind = _STATUS_EVENTS.get(type(event))
+        if kind is None or kind.routing_key not in self._publish:
+            return
+        patient = uow.mpi.get_patient(member.patient_id)
+        identifiers = tuple(i.to_dict() for i in patient.best.identifiers) if patient else ()
+        extra: dict[str, Any] = {}
+        if isinstance(event, ev.MemberEnrolled):
+            extra["enrollment_method"] = event.mode
+        fact = kind(subject=member.id, occurred_at=event.occurred_at, correlation_id=correlation_id,
+                    patient_id=member.patient_id, identifiers=identifiers,
+                    old_status=_status(event.old_status), new_status=_status(event.new_status) or "",
+                    enrollment_status=member.enrollment_status.value, reason=event.reason or None,
+                    actor_type=actor.type, actor_id=actor.id, **extra)
+        member.event_sequence += 1
+        uow.outbox.add(OutboxMessage(
+            event_id=self._ids.new_uuid(), routing_key=fact.routing_key, subject=member.id,
+            sequence=member.event_sequence, correlation_id=correlation_id,
+            occurred_at=event.occurred_at, data=fact.data()))
+
+    def _notify(self, member: Member, event: ev.MemberEvent, uow: UnitOfWork,
+                secrets: Secrets) -> None:
+        kind = _NOTIFIED.get(type(event))
+        if kind is None or (isinstance(event, ev.TokenRegenerated) and not event.notify):
+            return
+        if kind is NotificationKind.PASSWORD_CHANGED and not self._notify_password_change:
+            return
+        context, secret_names = self._context(member, event, kind, secrets)
+        prefs = member.preferences
+        for channel, recipient, carrier in ((Channel.EMAIL, prefs.email, None),
+                                            (Channel.SMS, prefs.mobile, prefs.carrier or None)):
+            wanted = prefs.wants_email if channel is Channel.EMAIL else prefs.wants_text
+            if wanted and recipient:
+                uow.notifications.add(Notification(
+                    id=self._ids.new_uuid(), kind=kind.value, channel=channel, recipient=recipient,
+                    carrier=carrier, locale=prefs.locale, member_id=member.id, context=context,
+                    created_at=event.occurred_at, secrets=secret_names))
+
+    def _context(self, member: Member, event: ev.MemberEvent, kind: NotificationKind,
+                 secrets: Secrets) -> tuple[dict[str, Any], frozenset[str]]:
+        context: dict[str, Any] = {"member_id": member.id, "reason": event.reason}
+        names: set[str] = set()
+        if kind is NotificationKind.ACTIVATION_TOKEN and member.token is not None:
+            context["token"] = secrets.token or self._box.open(member.token.sealed)
+            context["expires_at"] = _iso(member.token.expires_at)
+            names.add("token")
+            if secrets.passphrase:
+                context["passphrase"] = secrets.passphrase
+                names.add("passphrase")
+        elif kind is NotificationKind.PASSWORD_RESET and member.reset is not None:
+            context["token"] = secrets.reset_token or self._box.open(member.reset.sealed)
+            context["expires_at"] = _iso(member.reset.expires_at)
+            names.add("token")
+        elif kind is NotificationKind.REGISTRATION_COMPLETE:
+            context["username"] = member.username
+        return context, frozenset(names)
+
+
+def _status(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _iso(stamp: datetime) -> str:
+    return stamp.isoformat()
