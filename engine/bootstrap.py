@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
@@ -24,15 +26,20 @@ from engine.commands import Command, Outcome
 from engine.committer import GroupCommitter
 from engine.config import Settings
 from engine.domain.clock import Clock, IdSource, RandomIds, SystemClock
+from engine.enrollment_intake import EnrollmentIntake
 from engine.errors import ConfigurationError
 from engine.handlers import MessageBus
+from engine.member_effects import Effects
+from engine.member_handlers import MemberHandlers, MemberServices
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
+from engine.secretbox import AesGcmBox, NoKeyBox, load_key
 from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
 from inbound.amqp_worker import Hl7QueueWorker
+from inbound.enrollment_queue import EnrollmentQueueConsumer
 from inbound.fhir import explain_fhir
 from inbound.hl7.explain import explain_hl7
 from inbound.hl7.receiver import Hl7Receiver
@@ -40,8 +47,12 @@ from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
 from inbound.mllp import MllpServer
+from membership.passwords import Hashers, hashers_for
+from membership.tokens import RandomSource, SecretBox, SystemRandom
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
+from outbound.notify.file_sender import FileSender, folder_of
+from outbound.notify.notifier import Notifier
 from outbound.outbox_admin import count_by_status, list_rows
 from outbound.outbox_admin import replay as replay_outbox
 from outbound.relay import Relay, RelayPolicy
@@ -52,7 +63,7 @@ __all__ = ["COMPONENTS", "Runtime", "build_runtime", "count_by_status", "dry_run
 
 log = logging.getLogger("portalbridge")
 
-COMPONENTS = frozenset({"listen", "api", "relay", "worker"})
+COMPONENTS = frozenset({"listen", "api", "relay", "worker", "enrollment", "notifier"})
 
 
 def package_version() -> str:
@@ -75,26 +86,47 @@ class Runtime:
     committer: GroupCommitter
     router: Router
     search: MpiSearch
+    box: SecretBox
+    random: RandomSource
+    hashers: Hashers
+    intake: EnrollmentIntake
+    pool: ThreadPoolExecutor  # slow hashing, never on the writer thread or the event loop
     bound_ports: dict[str, int] = field(default_factory=dict)
 
 
 def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                   clock: Clock | None = None, ids: IdSource | None = None,
-                  migrate_sqlite: bool = True) -> Runtime:
-    """Load the rules, open the database (migrating an embedded SQLite file) and build the core."""
+                  migrate_sqlite: bool = True, needs_key: bool = True) -> Runtime:
+    """Load the rules, open the database (migrating an embedded SQLite file) and build the core.
+
+    ``needs_key=False`` is for commands that never seal a secret: no key is read or made.
+    """
     rules = rules or load_rules(settings.config_path)
     database = open_database(settings.database_url)
+    box: SecretBox = NoKeyBox()
+    if needs_key or settings.secret_key or settings.secret_key_file:
+        box = AesGcmBox(load_key(settings.secret_key, settings.secret_key_file,
+                                 embedded=is_sqlite(database), folder=settings.working_folder))
     _ensure_schema(database, migrate_sqlite)
-    clock, ids = clock or SystemClock(), ids or RandomIds()
-    bus = MessageBus(rules, clock, ids)
+    clock, ids, random = clock or SystemClock(), ids or RandomIds(), SystemRandom()
+    policies = rules.membership.policies()
+    effects = Effects(ids=ids, box=box, publish=frozenset(rules.events.publish),
+                      notify_password_change=policies.password.notify_on_change)
+    members = MemberHandlers(MemberServices(policies=policies, clock=clock, ids=ids, random=random,
+                                            box=box, effects=effects))
+    bus = MessageBus(rules, clock, ids, members)
     writer = WriterConnection(database)
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
     writers = 1 if is_sqlite(database) else settings.writers
-    committer = GroupCommitter(bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox),
-                               classify=classify_store_error, writers=writers)
+    committer = GroupCommitter(
+        bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox, box=box, clock=clock),
+        classify=classify_store_error, writers=writers)
+    hashers = hashers_for(policies.password, random)
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hashing")
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
-                   search=MpiSearch(database.connect))
+                   search=MpiSearch(database.connect), box=box, random=random, hashers=hashers,
+                   intake=EnrollmentIntake(policies, hashers, random, pool), pool=pool)
 
 
 def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
@@ -226,6 +258,14 @@ def _start_blocking(runtime: Runtime, components: frozenset[str],
     if "worker" in components:
         jobs.append(Background("worker", _worker(runtime).run,
                                lambda _exc: loop.call_soon_threadsafe(stop.set)))
+    if "enrollment" in components:
+        consumer = EnrollmentQueueConsumer(runtime.settings.broker_url, runtime.intake,
+                                           runtime.committer.submit)
+        jobs.append(Background("enrollment", consumer.run,
+                               lambda _exc: loop.call_soon_threadsafe(stop.set)))
+    if "notifier" in components:
+        jobs.append(Background("notifier", notifier(runtime).run,
+                               lambda _exc: loop.call_soon_threadsafe(stop.set)))
     for job in jobs:
         job.start()
     return jobs
@@ -240,6 +280,12 @@ def _relay(runtime: Runtime) -> Relay:
                          max_attempts=settings.relay_max_attempts)
     return build_relay(runtime.database, settings.broker_url, runtime.clock,
                        runtime.rules.events.source, policy)
+
+
+def notifier(runtime: Runtime) -> Notifier:
+    """The notifier of this process, delivering to ``PORTALBRIDGE_MAIL_URL``."""
+    folder = folder_of(runtime.settings.mail_url, runtime.settings.working_folder)
+    return Notifier(runtime.database, FileSender(folder), runtime.box, runtime.clock)
 
 
 def _worker(runtime: Runtime) -> Hl7QueueWorker:

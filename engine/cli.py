@@ -45,11 +45,14 @@ def _parser() -> argparse.ArgumentParser:
         "Patient-portal integration engine: HL7 v2 and FHIR in, MPI cache, status events out."))
     sub = parser.add_subparsers(metavar="COMMAND")
     for name, components, text in (
-        ("serve", "listen,api,relay", "run everything in one process (embedded defaults)"),
+        ("serve", "listen,api,relay,enrollment,notifier",
+         "run everything in one process (embedded defaults)"),
         ("listen", "listen", "run the MLLP listener only"),
         ("api", "api", "run the HTTP API only"),
         ("relay", "relay", "run the outbox relay only (status events to the broker)"),
-        ("worker", "worker", "run the queue consumers only (HL7 v2 over AMQP)"),
+        ("worker", "worker,enrollment", "run the queue consumers only (HL7 v2 over AMQP and "
+         "automated-enrollment requests)"),
+        ("notifier", "notifier", "run the notifier only (deliver notifications to members)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.set_defaults(run=_serve, components=frozenset(components.split(",")))
@@ -161,7 +164,8 @@ def _route_explain(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         raise ConfigurationError(f"{args.file}: cannot read ({exc.strerror})") from exc
     explain_settings, note = _explain_database(settings)
-    runtime = build_runtime(explain_settings, migrate_sqlite=explain_settings is not settings)
+    runtime = build_runtime(explain_settings, migrate_sqlite=explain_settings is not settings,
+                            needs_key=False)
     print(f"# {args.file} - dry run against {note}; nothing is stored")
     lines, accepted = explain_file(runtime, raw)
     print("\n".join(lines))
@@ -192,7 +196,7 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 def _outbox_list(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime, count_by_status, list_rows
 
-    database = build_runtime(settings).database
+    database = build_runtime(settings, needs_key=False).database
     counts = count_by_status(database)
     print("outbox: " + ", ".join(f"{count} {status}" for status, count in counts.items()))
     status = "dead" if args.dead else args.status
@@ -207,7 +211,7 @@ def _outbox_list(args: argparse.Namespace, settings: Settings) -> int:
 def _outbox_replay(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime, replay_outbox
 
-    database = build_runtime(settings).database
+    database = build_runtime(settings, needs_key=False).database
     count = replay_outbox(database, args.ids, all_dead=args.all_dead,
                           all_unrouted=args.all_unrouted)
     print(f"{count} outbox row(s) pending again; the relay publishes them with their event ids")
@@ -220,7 +224,7 @@ def _events_tail(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime, tail_events
     from engine.errors import TransientFailure
 
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, needs_key=False)
     try:
         tail_events(runtime.database, settings.broker_url, runtime.rules.events.source,
                     lambda line: print(line, flush=True), threading.Event(), last=args.last,

@@ -142,9 +142,14 @@ class GroupCommitter:
 
     def apply_blocking(self, command: Command, timeout: float | None = 30.0) -> Outcome:
         """``apply`` for threads that are not running an event loop."""
+        return self.submit(command).result(timeout)
+
+    def submit(self, command: Command) -> Future[Outcome]:
+        """Queue ``command`` without waiting: its future resolves after commit (or raises).
+        A consumer submits a whole batch, so the batch can share group commits."""
         future: Future[Outcome] = Future()
         self._queue.put(_Job(command, None, future))
-        return future.result(timeout)
+        return future
 
     # -- the writer thread ----------------------------------------------------------------
 

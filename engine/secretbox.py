@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from engine.errors import ConfigurationError
 from membership.tokens import SecretBox
 
-__all__ = ["GENERATED_KEY_FILE", "AesGcmBox", "load_key", "new_key_text"]
+__all__ = ["GENERATED_KEY_FILE", "AesGcmBox", "NoKeyBox", "load_key", "new_key_text"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,17 @@ class AesGcmBox(SecretBox):
             return self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], None).decode("utf-8")
         except (InvalidTag, binascii.Error, ValueError) as exc:
             raise ValueError("the sealed value was altered or sealed with another key") from exc
+
+
+class NoKeyBox(SecretBox):
+    """For commands that never seal (``route explain``, ``outbox list``): no key is asked for,
+    and anything that does try to seal or open says why it cannot."""
+
+    def seal(self, plaintext: str) -> str:
+        raise ConfigurationError("this command runs without the secret key")
+
+    def open(self, sealed: str) -> str:
+        raise ConfigurationError("this command runs without the secret key")
 
 
 def new_key_text() -> str:

@@ -148,7 +148,7 @@ class AmqpStatusPublisher(StatusPublisher):
             for index, message in enumerate(messages):
                 confirms.published(self._next_tag, index, message.message_id)
                 self._next_tag += 1
-                channel.basic_publish(_amqp_message(message), exchange=STATUS_EXCHANGE,
+                channel.basic_publish(_amqp_message(message), exchange=message.exchange,
                                       routing_key=message.routing_key, mandatory=True)
                 if index % FLUSH_EVERY == FLUSH_EVERY - 1:
                     cork.flush()

@@ -136,3 +136,7 @@ class ReversibleBox(SecretBox):
         if prefix != "sealed" or hashlib.sha256(plaintext.encode()).hexdigest()[:8] != check:
             raise ValueError("tampered")
         return plaintext
+
+
+#: A fixed secret key for runtimes built in tests (32 bytes, base64).
+TEST_SECRET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXQ="

@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from engine.store.database import open_database
 from engine.store.tables import metadata
+from tests.fakes import TEST_SECRET_KEY
 
 E2E = Path(__file__).resolve().parent
 _SCRIPT = Path(sys.executable).with_name("portalbridge")
@@ -56,7 +57,7 @@ def e2e_env(postgres_url: str, tmp_path: Path) -> dict[str, str]:
     env = {**os.environ, "PORTALBRIDGE_DATABASE_URL": postgres_url,
            "PORTALBRIDGE_CONFIG": str(E2E / "corpus_rules.yaml"),
            "PORTALBRIDGE_MLLP_PORT": str(free_port()), "PORTALBRIDGE_HTTP_PORT": str(free_port()),
-           "PORTALBRIDGE_LOG_LEVEL": "WARNING"}
+           "PORTALBRIDGE_LOG_LEVEL": "WARNING", "PORTALBRIDGE_SECRET_KEY": TEST_SECRET_KEY}
     env.pop("PORTALBRIDGE_BROKER_URL", None)
     return env
 

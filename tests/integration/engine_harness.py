@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.background import EngineThread
 from engine.bootstrap import Runtime, build_runtime
 from engine.config import Settings
 from inbound.mllp import MllpDecoder, frame
+from tests.fakes import TEST_SECRET_KEY
 
 
 @dataclass
@@ -27,8 +29,10 @@ class RunningEngine:
 
 @contextmanager
 def running_engine(database_url: str, rules_file: Path,
-                   components: frozenset[str] = frozenset({"listen", "api"})) -> Iterator[RunningEngine]:
-    settings = Settings(database_url=database_url, config_path=rules_file, mllp_port=0, http_port=0)
+                   components: frozenset[str] = frozenset({"listen", "api"}),
+                   **overrides: Any) -> Iterator[RunningEngine]:
+    settings = Settings(secret_key=TEST_SECRET_KEY, database_url=database_url,
+                        config_path=rules_file, mllp_port=0, http_port=0, **overrides)
     runtime = build_runtime(settings)
     thread = EngineThread(runtime, components)
     thread.start()

@@ -23,6 +23,7 @@ from engine.config import Settings
 from engine.store.tables import outbox
 from mpi.tables import source_records
 from tests.conftest import FHIR_CORPUS, TEST_RULES_YAML
+from tests.fakes import TEST_SECRET_KEY
 
 with warnings.catch_warnings():
     # Starlette 1.x suggests httpx2 for its TestClient; httpx is what the project ships.
@@ -63,7 +64,8 @@ def fhir_app(database_url: str, folder: Path, *, clients: bool = False,
     """A TestClient on the real app, with the group committer running."""
     config = folder / ("routing-clients.yaml" if clients else "routing.yaml")
     config.write_text(rules_yaml(clients=clients, extra=extra), encoding="utf-8")
-    runtime = build_runtime(Settings(database_url=database_url, config_path=config), migrate_sqlite=False)
+    runtime = build_runtime(Settings(
+        secret_key=TEST_SECRET_KEY, database_url=database_url, config_path=config), migrate_sqlite=False)
     runtime.committer.start()
     try:
         with TestClient(http_app(runtime)) as client:
