@@ -36,6 +36,7 @@ from engine.rules import RoutingRules, load_rules
 from engine.secretbox import AesGcmBox, NoKeyBox, load_key
 from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
+from engine.store.member_queries import MemberQueries
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
 from inbound.amqp_worker import Hl7QueueWorker
@@ -46,6 +47,7 @@ from inbound.hl7.receiver import Hl7Receiver
 from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
+from inbound.http.portal import PortalDependencies
 from inbound.mllp import MllpServer
 from membership.passwords import Hashers, hashers_for
 from membership.tokens import RandomSource, SecretBox, SystemRandom
@@ -86,6 +88,7 @@ class Runtime:
     committer: GroupCommitter
     router: Router
     search: MpiSearch
+    members: MemberQueries
     box: SecretBox
     random: RandomSource
     hashers: Hashers
@@ -125,7 +128,8 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hashing")
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
-                   search=MpiSearch(database.connect), box=box, random=random, hashers=hashers,
+                   search=MpiSearch(database.connect), members=MemberQueries(database.connect),
+                   box=box, random=random, hashers=hashers,
                    intake=EnrollmentIntake(policies, hashers, random, pool), pool=pool)
 
 
@@ -225,9 +229,12 @@ def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
     """The HTTP API of this process: MPI search, FHIR (writes through the group committer)."""
     fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
                             clock=runtime.clock)
+    portal = PortalDependencies(apply=runtime.committer.apply, queries=runtime.members,
+                                hashers=runtime.hashers, pool=runtime.pool,
+                                policies=runtime.rules.membership.policies(), clock=runtime.clock)
     return create_app(search=runtime.search, ready=lambda: readiness(runtime),
                       metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
-                      fhir=fhir)
+                      fhir=fhir, portal=portal)
 
 
 async def _start_http(runtime: Runtime,

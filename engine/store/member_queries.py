@@ -15,7 +15,7 @@ from engine.store.members_sql import member_from_row
 from membership.model import Member
 from mpi.tables import identifiers, patients
 
-__all__ = ["MemberQueries", "MemberPage"]
+__all__ = ["MemberPage", "MemberQueries"]
 
 _MAX_HOPS = 32
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from inbound.http.fhir import FhirDependencies, fhir_router
 from inbound.http.mpi import mpi_router
+from inbound.http.portal import PortalDependencies, portal_router
 from mpi.search import MpiSearch
 
 __all__ = ["create_app"]
@@ -16,7 +17,8 @@ __all__ = ["create_app"]
 
 def create_app(*, search: MpiSearch, ready: Callable[[], dict[str, bool]],
                metrics: Callable[[], str], version: str,
-               fhir: FhirDependencies | None = None) -> FastAPI:
+               fhir: FhirDependencies | None = None,
+               portal: PortalDependencies | None = None) -> FastAPI:
     """The app for one process; ``ready`` names each dependency and whether it is up.
     With ``fhir`` the FHIR API is served under /fhir."""
     app = FastAPI(title="portalbridge", version=version,
@@ -24,6 +26,8 @@ def create_app(*, search: MpiSearch, ready: Callable[[], dict[str, bool]],
     app.include_router(mpi_router(search))
     if fhir is not None:
         app.include_router(fhir_router(fhir, search, version))
+    if portal is not None:
+        app.include_router(portal_router(portal))
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

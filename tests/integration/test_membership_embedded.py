@@ -47,3 +47,35 @@ def test_an_a04_with_an_email_enrolls_through_the_queue(database_url: str, tmp_p
         assert token not in stored and token not in (member["token_sealed"] or "")  # sealed at rest
         assert keys.count("enrollment.request") == 1 and "member.enrolled" in keys
         assert "mpi.changed" not in keys  # only members' changes are published
+
+
+def test_the_mailed_token_activates_the_account_over_http(database_url: str, tmp_path: Path) -> None:
+    import httpx
+
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(ENROLL_RULES.replace("version: 1", "version: 1\nmembership:\n"
+                                          "  password: {iterations: 1000}"), encoding="utf-8")
+    mail = tmp_path / "mail"
+    with running_engine(database_url, rules, COMPONENTS | {"api"}, mail_url=f"file://{mail}") as engine:
+        conn = MllpConnection(engine.mllp_port)
+        assert msa(conn.exchange(registration("E1", "5001")))[1] == "AA"
+        conn.close()
+        token = token_in(wait_for_mail(mail, "activation_token")[0])
+        body = {"token": token, "fields": {"ssn": "123-45-6789", "mothers_maiden_name": "smith"},
+                "username": "ann.doe", "password": "Sunny7days"}
+        with httpx.Client(base_url=engine.http, timeout=15) as http:
+            weak = http.post("/portal/activation", json=body | {"password": "password"})
+            assert weak.status_code == 422 and "upper-case" in weak.text
+            wrong = http.post("/portal/activation", json=body | {"fields": {
+                "ssn": "999-45-6789", "mothers_maiden_name": "smith"}})
+            assert wrong.status_code == 400 and "ssn" not in wrong.text  # generic answer
+            done = http.post("/portal/activation", json=body)
+            assert done.status_code == 200, done.text
+            assert done.json()["membership_status"] == "active"
+            again = http.post("/portal/activation", json=body)
+            assert again.status_code == 400  # the token is spent
+            signed = http.post("/portal/sign-in", json={"username": "ANN.DOE", "password": "Sunny7days"})
+            assert signed.status_code == 200 and signed.json()["membership_status"] == "active"
+            assert http.post("/portal/sign-in", json={"username": "ann.doe", "password": "nope"}
+                             ).status_code == 401
+        wait_for_mail(mail, "registration_complete")
