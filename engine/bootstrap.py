@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
+from engine.audit import AuditLog
 from engine.blocking import Background, touch_while_alive
 from engine.broker import is_amqp_url
 from engine.commands import Command, Outcome
@@ -29,16 +30,19 @@ from engine.domain.clock import Clock, IdSource, RandomIds, SystemClock
 from engine.enrollment_intake import EnrollmentIntake
 from engine.errors import ConfigurationError
 from engine.handlers import MessageBus
-from engine.member_effects import Effects
+from engine.member_effects import Effects, audit_member_event
 from engine.member_handlers import MemberHandlers, MemberServices
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
 from engine.secretbox import AesGcmBox, NoKeyBox, load_key
+from engine.staff import StaffDirectory
+from engine.store.audit import SqlAuditLog
 from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
 from engine.store.member_queries import MemberQueries
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
+from engine.store.staff import SqlStaffDirectory
 from inbound.amqp_worker import Hl7QueueWorker
 from inbound.enrollment_queue import EnrollmentQueueConsumer
 from inbound.fhir import explain_fhir
@@ -88,6 +92,8 @@ class Runtime:
     committer: GroupCommitter
     router: Router
     search: MpiSearch
+    staff: StaffDirectory
+    audit: AuditLog
     members: MemberQueries
     box: SecretBox
     random: RandomSource
@@ -114,7 +120,8 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     clock, ids, random = clock or SystemClock(), ids or RandomIds(), SystemRandom()
     policies = rules.membership.policies()
     effects = Effects(ids=ids, box=box, publish=frozenset(rules.events.publish),
-                      notify_password_change=policies.password.notify_on_change)
+                      notify_password_change=policies.password.notify_on_change,
+                      audit=audit_member_event)
     members = MemberHandlers(MemberServices(policies=policies, clock=clock, ids=ids, random=random,
                                             box=box, effects=effects))
     bus = MessageBus(rules, clock, ids, members)
@@ -128,9 +135,11 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hashing")
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
-                   search=MpiSearch(database.connect), members=MemberQueries(database.connect),
-                   box=box, random=random, hashers=hashers,
-                   intake=EnrollmentIntake(policies, hashers, random, pool), pool=pool)
+                   search=MpiSearch(database.connect),
+                   staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock),
+                   members=MemberQueries(database.connect), box=box, random=random,
+                   hashers=hashers, intake=EnrollmentIntake(policies, hashers, random, pool),
+                   pool=pool)
 
 
 def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
@@ -226,13 +235,15 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
 
 
 def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
-    """The HTTP API of this process: MPI search, FHIR (writes through the group committer)."""
+    """The HTTP API of this process: MPI search and the Workbench (staff tokens), FHIR (writes
+    through the group committer)."""
     fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
                             clock=runtime.clock)
     portal = PortalDependencies(apply=runtime.committer.apply, queries=runtime.members,
                                 hashers=runtime.hashers, pool=runtime.pool,
                                 policies=runtime.rules.membership.policies(), clock=runtime.clock)
-    return create_app(search=runtime.search, ready=lambda: readiness(runtime),
+    return create_app(search=runtime.search, staff=runtime.staff, audit=runtime.audit,
+                      clock=runtime.clock, ready=lambda: readiness(runtime),
                       metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
                       fhir=fhir, portal=portal)
 
@@ -336,7 +347,7 @@ def _stop_on_signals() -> asyncio.Event:
 def dry_run(runtime: Runtime, command: Command) -> Outcome:
     """Apply ``command`` in a transaction that is rolled back: real effects, none kept."""
     try:
-        with SqlUnitOfWork(runtime.database) as uow:
+        with SqlUnitOfWork(runtime.database, clock=runtime.clock) as uow:
             runtime.bus.prefetch([command], uow)
             return runtime.bus.handle(command, uow)
     except Exception as exc:

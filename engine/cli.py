@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from engine.cli_staff import add_audit_command, add_staff_commands
 from engine.config import Settings
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, RejectedMessage, TransientFailure
 from engine.rules import load_rules
 
 __all__ = ["main"]
@@ -35,6 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except RejectedMessage as exc:  # the operator's request is refused as given
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TransientFailure as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -65,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     _db_commands(sub)
     _outbox_commands(sub)
     _events_commands(sub)
+    add_staff_commands(sub)
+    add_audit_command(sub)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 It starts the MLLP listener and the HTTP API on a scratch SQLite database, sends the bundled
 sample feed through a real TCP connection as an EMR would, prints every acknowledgement,
-then asks the HTTP API for the resulting patient index records.
+then asks the HTTP API for the resulting patient index records with a staff token it makes
+for itself (as ``portalbridge staff add`` would), and shows the audit log of those reads.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from engine.audit import AuditEntry
 from engine.background import EngineThread
-from engine.bootstrap import build_runtime
+from engine.bootstrap import Runtime, build_runtime
+from engine.cli_staff import cli_actor
 from engine.config import Settings
+from engine.staff import Role
 
 __all__ = ["run_demo"]
 
@@ -33,6 +37,7 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
                             mllp_port=0, http_port=0, bind_host="127.0.0.1", config_path=config)
     print(f"portalbridge demo: rules {config}, database {folder / 'portalbridge.db'}")
     runtime = build_runtime(demo_settings)
+    token = _demo_staff(runtime)
     server = EngineThread(runtime, frozenset({"listen", "api"}))
     server.start()
     try:
@@ -40,12 +45,31 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
         mllp, http = ports["mllp"], ports["http"]
         feed = (samples / "demo_feed.hl7").read_bytes()
         _send_feed(feed, mllp)
-        _show_patients(http)
+        _show_patients(http, token)
+        _show_audit(http, token)
     finally:
         server.shutdown()
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
     return 0
+
+
+def _demo_staff(runtime: Runtime) -> str:
+    """A staff member for the demo's own HTTP requests: /mpi and /workbench need a token."""
+    roles = frozenset({Role.MEMBER_ACCOUNT_MANAGER, Role.DIRECT_ENROLLMENT_USER})
+    principal, token = runtime.staff.add("demo", roles)
+    runtime.audit.append(AuditEntry(actor=cli_actor(), action="staff.add", outcome="success",
+                                    reason="portalbridge demo",
+                                    detail={"staff_id": principal.id, "name": principal.name}))
+    print(f"staff member {principal.name!r} created for the demo's requests (roles: "
+          f"{', '.join(sorted(roles))}); they send its token as 'Authorization: Bearer pbs_...'")
+    return token
+
+
+def _get_json(url: str, token: str) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 - our own loopback URL
+    with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - our own loopback URL
+        return json.load(reply)
 
 
 def _send_feed(feed: bytes, port: int) -> None:
@@ -80,13 +104,12 @@ def _ack_summary(ack: bytes) -> str:
     return f"{code} {text}".rstrip()
 
 
-def _show_patients(port: int) -> None:
+def _show_patients(port: int, token: str) -> None:
     base = f"http://127.0.0.1:{port}/mpi/patients"
     for label, query in (("identifier NGH|100234", {"identifier": "NGH|100234"}),
                          ("identifier NGH|100999 (merged away)", {"identifier": "NGH|100999"}),
                          ("family SAMPLE born 1984-03-12", {"family": "SAMPLE", "birthdate": "1984-03-12"})):
-        with urllib.request.urlopen(f"{base}?{urllib.parse.urlencode(query)}", timeout=10) as reply:  # noqa: S310 - our own loopback URL
-            body = json.load(reply)
+        body = _get_json(f"{base}?{urllib.parse.urlencode(query)}", token)
         print(f"\nGET /mpi/patients by {label}: {body['total']} patient(s)")
         for patient in body["patients"]:
             _print_patient(patient)
@@ -111,3 +134,13 @@ def _print_patient(patient: dict[str, Any]) -> None:
     for record in patient["source_records"]:
         state = "active" if record["active"] else f"merged into record {record['merged_into']}"
         print(f"    record    {record['facility']} {record['authority']}|{record['mrn']} ({state})")
+
+
+def _show_audit(port: int, token: str) -> None:
+    body = _get_json(f"http://127.0.0.1:{port}/workbench/audit", token)
+    print(f"\nGET /workbench/audit: {body['count']} entries, newest first")
+    for entry in body["entries"]:
+        patients = entry["detail"].get("patient_ids") or entry["patient_id"]
+        about = f"patients {patients}" if patients else f"reason: {entry['reason'] or '-'}"
+        print(f"  {entry['at'][:19]}  {entry['actor']:<18} {entry['action']:<11} "
+              f"{entry['outcome']:<8} {about}")

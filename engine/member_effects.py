@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.audit import AuditEntry
 from engine.domain.clock import IdSource
 from engine.domain.events import (
     MemberActivatedEvent,
@@ -23,7 +24,7 @@ from membership import events as ev
 from membership.model import Member
 from membership.tokens import SecretBox
 
-__all__ = ["Effects", "Secrets"]
+__all__ = ["Effects", "Secrets", "audit_member_event"]
 
 _STATUS_EVENTS: dict[type[ev.MemberEvent], type[MemberStatusChanged]] = {
     ev.MemberEnrolled: MemberEnrolledEvent, ev.MemberActivated: MemberActivatedEvent,
@@ -130,6 +131,26 @@ class Effects:
         elif kind is NotificationKind.REGISTRATION_COMPLETE:
             context["username"] = member.username
         return context, frozenset(names)
+
+
+def audit_member_event(uow: UnitOfWork, event: ev.MemberEvent, actor: Actor,
+                       correlation_id: str) -> None:
+    """One audit entry per member event, in the same commit (ids and codes only, no PHI)."""
+    refused = isinstance(event, ev.ActivationRefused)
+    detail = {"request": correlation_id[:200]}
+    if event.old_status is not None or event.new_status is not None:
+        detail["status"] = f"{event.old_status or '-'} -> {event.new_status or '-'}"
+    if isinstance(event, ev.TokenRenewed | ev.TokenRegenerated | ev.PasswordResetRequested):
+        detail["expires_at"] = event.expires_at.isoformat()
+    if isinstance(event, ev.PreferencesChanged):
+        detail["fields"] = ",".join(event.fields)
+    if isinstance(event, ev.MemberEnrolled):
+        detail.update(mode=event.mode, printed_activation=str(event.printed_activation).lower())
+    uow.audit.add(AuditEntry(
+        actor=f"{actor.type}:{actor.name or actor.id}"[:200], action=event.action,
+        outcome="refused" if refused else "success", reason=(event.reason or "")[:2000],
+        member_id=event.member_id, patient_id=event.patient_id, detail=detail,
+        at=event.occurred_at))
 
 
 def _status(value: object) -> str | None:

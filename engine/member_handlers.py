@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from engine.audit import AuditEntry
 from engine.commands import Outcome
 from engine.domain.clock import Clock, IdSource
 from engine.errors import AlreadyMember, Conflict, InvalidMessage, NotFound, PolicyRefused
@@ -162,6 +163,9 @@ class MemberHandlers:
         s, now = self._s, self._s.clock.now()
         member = uow.members.by_token(token_digest(command.token))
         if member is None:
+            uow.audit.add(AuditEntry(actor="member:unknown", action="member.activate",
+                                     outcome="refused", reason="no member holds this activation token",
+                                     detail={"request": command.origin.control_id[:200]}, at=now))
             return Outcome("applied", detail="refused", member=MemberView(
                 member_id="", patient_id="", enrollment_status="", membership_status="",
                 status_since=now, refused="no member holds this activation token"))

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from engine.domain.durations import parse_duration
 from membership.model import Communication
 from membership.policies import (
     AutomatedEmailPolicy,
@@ -28,23 +29,16 @@ from membership.policies import (
 )
 from mpi.model import DEMOGRAPHIC_FIELDS
 
-__all__ = ["EnrollRule", "MembershipRules", "parse_duration"]
+__all__ = ["EnrollRule", "MembershipRules"]
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(value: Any) -> Any:
-    """``"72h"`` -> ``timedelta(hours=72)``; a timedelta passes through."""
+def _duration(value: Any) -> Any:
+    """``"72h"`` -> ``timedelta(hours=72)``; a timedelta (or None) passes through."""
     if isinstance(value, timedelta) or value is None:
         return value
-    match = _DURATION.match(str(value))
-    if match is None:
-        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 72h or 7d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return parse_duration(str(value))
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 Count = Annotated[int, Field(ge=0, le=128)]
 
 

@@ -1,8 +1,9 @@
-"""The unit of work and the stores it carries beside the index: inbox, outbox, members and
-the notifications written with their changes.
+"""The unit of work and the stores it carries beside the index: inbox, outbox, audit trail,
+members and the notifications written with their changes.
 
 A unit of work is one transaction. It rolls back unless ``commit`` is called, and the outbox
-rows are written in that same commit, so an event exists exactly when its change does.
+rows and audit entries are written in that same commit, so an event or an audit entry exists
+exactly when its change does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+from engine.audit import AuditTrail
 from engine.commands import MessageOrigin, Outcome
 from engine.notifications import NotificationOutbox
 from membership.repository import MemberRepository
@@ -59,13 +61,14 @@ class Outbox(ABC):
 
 
 class UnitOfWork(ABC):
-    """One transaction over the index, the members, the inbox and both outboxes."""
+    """One transaction over the index, the members, the inbox, both outboxes and the audit trail."""
 
     mpi: MpiRepository
     members: MemberRepository
     inbox: Inbox
     outbox: Outbox
     notifications: NotificationOutbox
+    audit: AuditTrail
 
     def __enter__(self) -> UnitOfWork:
         return self

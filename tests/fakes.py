@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import itertools
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from engine.audit import AuditEntry, AuditLog, AuditRecord, AuditTrail, matches_filter
 from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, IdSource
+from engine.errors import Conflict
 from engine.notifications import Notification, NotificationOutbox
+from engine.staff import StaffDirectory, StaffEntry
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
 from membership.repository import InMemoryMemberRepository
 from membership.tokens import RandomSource, SecretBox
@@ -79,6 +84,69 @@ class InMemoryNotifications(NotificationOutbox):
         self.pending.append(notification)
 
 
+class InMemoryAuditTrail(AuditTrail):
+    """Audit entries of a unit of work: ``pending`` until it commits, then ``committed``."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or FixedClock()
+        self.committed: list[AuditEntry] = []
+        self.pending: list[AuditEntry] = []
+
+    def add(self, entry: AuditEntry) -> None:
+        self.pending.append(entry if entry.at else replace(entry, at=self.clock.now()))
+
+
+class InMemoryAuditLog(AuditLog):
+    """The audit log in a list; ``records`` in the order written."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or FixedClock()
+        self.records: list[AuditRecord] = []
+
+    def append(self, entry: AuditEntry) -> None:
+        stamped = entry if entry.at else replace(entry, at=self.clock.now())
+        self.records.append(AuditRecord(len(self.records) + 1, stamped))
+
+    def query(self, *, member_id: str | None = None, actor: str | None = None,
+              action: str | None = None, since: datetime | None = None,
+              limit: int = 100) -> list[AuditRecord]:
+        found = [r for r in self.records
+                 if (member_id is None or r.entry.member_id == member_id)
+                 and (actor is None or matches_filter(r.entry.actor, actor))
+                 and (action is None or matches_filter(r.entry.action, action))
+                 and (since is None or r.at >= since)]
+        return sorted(found, key=lambda r: (r.at, r.id), reverse=True)[:limit]
+
+
+class InMemoryStaffDirectory(StaffDirectory):
+    """Staff in dictionaries, keeping only token digests (the port's rules do the rest)."""
+
+    def __init__(self, clock: Clock | None = None, ids: IdSource | None = None) -> None:
+        super().__init__(clock or FixedClock(), ids or SequentialIds())
+        self.entries: dict[str, StaffEntry] = {}
+        self.digests: dict[str, str] = {}  # digest -> staff id: all that is kept of a token
+
+    def list(self) -> builtins.list[StaffEntry]:
+        return sorted(self.entries.values(), key=lambda e: (e.created_at, e.id))
+
+    def _find(self, name_or_id: str) -> StaffEntry | None:
+        return self.entries.get(name_or_id) or next(
+            (e for e in self.entries.values() if e.name == name_or_id), None)
+
+    def _find_by_digest(self, digest: str) -> tuple[StaffEntry, str] | None:
+        staff_id = self.digests.get(digest)
+        return None if staff_id is None else (self.entries[staff_id], digest)
+
+    def _insert(self, entry: StaffEntry, digest: str) -> None:
+        if any(e.name == entry.name for e in self.entries.values()) or digest in self.digests:
+            raise Conflict(f"a staff member named {entry.name!r} exists already")
+        self.entries[entry.id] = entry
+        self.digests[digest] = entry.id
+
+    def _set_revoked(self, entry: StaffEntry) -> None:
+        self.entries[entry.id] = entry
+
+
 class InMemoryUnitOfWork(UnitOfWork):
     """A unit of work over shared in-memory stores; rollback discards what was pending.
 
@@ -89,29 +157,35 @@ class InMemoryUnitOfWork(UnitOfWork):
     def __init__(self, mpi: InMemoryMpiRepository | None = None,
                  inbox: InMemoryInbox | None = None, outbox: InMemoryOutbox | None = None,
                  members: InMemoryMemberRepository | None = None,
-                 notifications: InMemoryNotifications | None = None) -> None:
+                 notifications: InMemoryNotifications | None = None,
+                 audit: InMemoryAuditTrail | None = None) -> None:
         self.mpi = mpi or InMemoryMpiRepository()
         self.inbox = inbox or InMemoryInbox()
         self.outbox = outbox or InMemoryOutbox()
         self.members = members or InMemoryMemberRepository()
         self.notifications = notifications or InMemoryNotifications()
+        self.audit = audit or InMemoryAuditTrail()
         self.commits = 0
 
     def commit(self) -> None:
         assert isinstance(self.inbox, InMemoryInbox) and isinstance(self.outbox, InMemoryOutbox)
+        assert isinstance(self.audit, InMemoryAuditTrail)
         self.inbox.committed.update(self.inbox.pending)
         self.outbox.committed.extend(self.outbox.pending)
         assert isinstance(self.notifications, InMemoryNotifications)
         self.notifications.committed.extend(self.notifications.pending)
+        self.audit.committed.extend(self.audit.pending)
         self.commits += 1
         self.close()
 
     def close(self) -> None:
         assert isinstance(self.inbox, InMemoryInbox) and isinstance(self.outbox, InMemoryOutbox)
+        assert isinstance(self.audit, InMemoryAuditTrail)
         self.inbox.pending.clear()
         self.outbox.pending.clear()
         assert isinstance(self.notifications, InMemoryNotifications)
         self.notifications.pending.clear()
+        self.audit.pending.clear()
 
 
 class CountingRandom(RandomSource):

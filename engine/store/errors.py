@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from engine.committer import classify_engine_error
 from engine.errors import EngineError, StoreUnavailable
 
-__all__ = ["classify_store_error"]
+__all__ = ["classify_store_error", "store_errors"]
 
 
 def classify_store_error(exc: Exception) -> EngineError:
@@ -21,3 +24,13 @@ def classify_store_error(exc: Exception) -> EngineError:
     if isinstance(exc, SQLAlchemyError):
         return StoreUnavailable(f"database error ({type(exc).__name__})")
     return classify_engine_error(exc)
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Short transactions outside the committer (staff, audit): database trouble is a
+    ``StoreUnavailable`` (HTTP 503), never an unmapped SQLAlchemy error."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise StoreUnavailable(f"database unavailable ({type(exc.orig).__name__})") from exc

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, SystemClock
 from engine.errors import StoreUnavailable
+from engine.store.audit import SqlAuditTrail
 from engine.store.members_sql import SqlMemberRepository, SqlNotificationOutbox
 from engine.store.tables import inbound_messages, outbox
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
@@ -122,7 +123,8 @@ class SqlUnitOfWork(UnitOfWork):
     """A transaction on one connection; database errors become ``StoreUnavailable``.
 
     Given an ``Engine`` it uses a pooled connection for itself; given a ``WriterConnection``
-    it borrows the writer's long-lived one. ``box`` seals the secrets of notifications.
+    it borrows the writer's long-lived one. ``clock`` times audit entries that carry no time;
+    ``box`` seals the secrets of notifications.
     """
 
     def __init__(self, source: Engine | WriterConnection, *, check_inbox: bool = True,
@@ -140,7 +142,8 @@ class SqlUnitOfWork(UnitOfWork):
         self._members = SqlMemberRepository(self._conn)
         self._notifications = SqlNotificationOutbox(self._conn, box)
         self._clock = clock or SystemClock()
-        self.mpi, self.inbox, self.outbox = self._repo, self._inbox, self._outbox
+        self._audit = SqlAuditTrail(self._conn, self._clock)
+        self.mpi, self.inbox, self.outbox, self.audit = self._repo, self._inbox, self._outbox, self._audit
         self.members, self.notifications = self._members, self._notifications
         self._open = True
 
@@ -157,6 +160,7 @@ class SqlUnitOfWork(UnitOfWork):
                 self._inbox.flush()
                 self._outbox.flush()
                 self._notifications.flush()
+                self._audit.flush()
                 self._conn.commit()
         except IntegrityError:
             raise  # a concurrent writer took a key first: the caller retries one by one

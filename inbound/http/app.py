@@ -1,4 +1,4 @@
-"""The HTTP application: MPI search, health, readiness and metrics (FastAPI)."""
+"""The HTTP application: MPI search, the Workbench, FHIR, health, readiness, metrics (FastAPI)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,31 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from engine.audit import AuditLog
+from engine.domain.clock import Clock
+from engine.staff import StaffDirectory
+from inbound.http.auth import StaffAuth
 from inbound.http.fhir import FhirDependencies, fhir_router
 from inbound.http.mpi import mpi_router
 from inbound.http.portal import PortalDependencies, portal_router
+from inbound.http.workbench import audit_router
 from mpi.search import MpiSearch
 
 __all__ = ["create_app"]
 
 
-def create_app(*, search: MpiSearch, ready: Callable[[], dict[str, bool]],
-               metrics: Callable[[], str], version: str,
+def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clock: Clock,
+               ready: Callable[[], dict[str, bool]], metrics: Callable[[], str], version: str,
                fhir: FhirDependencies | None = None,
                portal: PortalDependencies | None = None) -> FastAPI:
     """The app for one process; ``ready`` names each dependency and whether it is up.
-    With ``fhir`` the FHIR API is served under /fhir."""
+    ``staff`` authenticates the bearer tokens of /mpi and /workbench; ``audit`` records what
+    staff did. With ``fhir`` the FHIR API is served under /fhir."""
     app = FastAPI(title="portalbridge", version=version,
                   description="Patient-portal integration engine: MPI, FHIR and account APIs.")
-    app.include_router(mpi_router(search))
+    auth = StaffAuth(staff, audit)
+    app.include_router(mpi_router(search, auth, audit))
+    app.include_router(audit_router(auth, audit, clock))
     if fhir is not None:
         app.include_router(fhir_router(fhir, search, version))
     if portal is not None:

@@ -84,6 +84,13 @@ def serve(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[ServeProcess]:
     assert process.returncode in (0, -15), (tmp_path / "serve.log").read_text()
 
 
+def staff_token(env: dict[str, str], name: str, *roles: str) -> str:
+    """`portalbridge staff add NAME --role ...` as an operator runs it: the token is the
+    last line of standard output."""
+    args = [arg for role in roles for arg in ("--role", role)]
+    return portalbridge("staff", "add", name, *args, env=env).stdout.splitlines()[-1]
+
+
 def _wait_until_ready(running: ServeProcess, log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from hl7.client import MLLPClient
 
-from tests.e2e.conftest import ServeProcess
+from tests.e2e.conftest import ServeProcess, staff_token
 from tests.unit.hl7.hl7_corpus import corpus_bytes, corpus_files
 
 #: Expected MSA-1 codes per corpus file, in the order sent (files are sent in sorted order,
@@ -139,14 +139,16 @@ def test_the_mpi_reflects_what_was_sent_and_merges_resolve(serve: ServeProcess) 
                  "lfh-hl7v2-fhir-converter/adt_a40_v26_two_patient_groups.hl7"):
         assert ack_codes(client.send_message(corpus_bytes(name))) == ["AA"]
     client.close()
-    found = httpx.get(f"{serve.http}/mpi/patients", params={"identifier": "test1|PATID1234"}).json()
+    auth = {"Authorization": f"Bearer {staff_token(serve.env, 'reader', 'member account manager')}"}
+    found = httpx.get(f"{serve.http}/mpi/patients", params={"identifier": "test1|PATID1234"},
+                      headers=auth).json()
     [patient] = found["patients"]
     assert patient["best_demographics"]["names"][0]["family"] == "EVERYMAN"
     assert patient["winner"] == {"facility": "GHH", "tier": 1}
-    survivor = httpx.get(f"{serve.http}/mpi/patients", params={"identifier": "XYZ|MR1"}).json()
-    merged = httpx.get(f"{serve.http}/mpi/patients", params={"identifier": "XYZ|MR2"}).json()
+    survivor = httpx.get(f"{serve.http}/mpi/patients", params={"identifier": "XYZ|MR1"}, headers=auth).json()
+    merged = httpx.get(f"{serve.http}/mpi/patients", params={"identifier": "XYZ|MR2"}, headers=auth).json()
     assert merged["patients"][0]["id"] == survivor["patients"][0]["id"]
-    bad = httpx.get(f"{serve.http}/mpi/patients", params={"birthdate": "1980-13"})
+    bad = httpx.get(f"{serve.http}/mpi/patients", params={"birthdate": "1980-13"}, headers=auth)
     assert bad.status_code == 400 and "birthdate" in bad.json()["detail"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 from engine.background import EngineThread
 from engine.bootstrap import Runtime, build_runtime
 from engine.config import Settings
+from engine.staff import Role
 from inbound.mllp import MllpDecoder, frame
 from tests.fakes import TEST_SECRET_KEY
 
@@ -42,6 +44,14 @@ def running_engine(database_url: str, rules_file: Path,
     finally:
         thread.shutdown()
         runtime.database.dispose()
+
+
+def staff_headers(runtime: Runtime, *roles: Role) -> dict[str, str]:
+    """Request headers with the token of a new staff member (Member Account Manager unless
+    ``roles`` are given)."""
+    _staff, token = runtime.staff.add(f"tester-{uuid.uuid4().hex[:8]}",
+                                      frozenset(roles or {Role.MEMBER_ACCOUNT_MANAGER}))
+    return {"Authorization": f"Bearer {token}"}
 
 
 class MllpConnection:

@@ -11,6 +11,7 @@ import pytest
 from engine.bootstrap import Runtime
 from inbound.hl7.receiver import Hl7Receiver
 from inbound.hl7.strict import validate_structure
+from tests.integration.engine_harness import staff_headers
 from tests.integration.fhir_harness import CLINIC_TOKEN, GHH_MRN_SYSTEM, body, fhir_app, headers
 
 HL7_A04 = "\r".join([
@@ -53,7 +54,8 @@ def test_one_patient_from_hl7_and_fhir(hl7_first: bool, database_url: str, tmp_p
                 response = client.post("/fhir/Patient", content=body(FHIR_PATIENT),
                                        headers=headers(CLINIC_TOKEN))
                 assert response.status_code == 201, response.text
-        found = client.get("/mpi/patients", params={"identifier": "GHH|555123"}).json()
+        found = client.get("/mpi/patients", params={"identifier": "GHH|555123"},
+                           headers=staff_headers(runtime)).json()
         assert found["total"] == 1
         mpi = found["patients"][0]
         assert sorted(r["facility"] for r in mpi["source_records"]) == ["CLINIC", "GHH"]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from engine.store.tables import outbox
 from mpi.tables import source_records
-from tests.integration.engine_harness import MllpConnection, adt, msa, running_engine
+from tests.integration.engine_harness import MllpConnection, adt, msa, running_engine, staff_headers
 
 
 def record_count(engine: object) -> int:
@@ -28,7 +28,8 @@ def test_the_ack_follows_the_commit_and_a_resend_is_not_applied_twice(database_u
         # The ACK has arrived, so the record must be readable by anyone, right now.
         assert record_count(engine) == 1
         assert msa(client.exchange(adt("C1", "100", family="CHANGED")))[1] == "AA"
-        reply = httpx.get(f"{engine.http}/mpi/patients", params={"identifier": "GHH|100"}).json()
+        reply = httpx.get(f"{engine.http}/mpi/patients", params={"identifier": "GHH|100"},
+                          headers=staff_headers(engine.runtime)).json()
         assert reply["patients"][0]["best_demographics"]["names"][0]["family"] == "DOE"
         with engine.runtime.database.connect() as conn:
             assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 1
@@ -115,7 +116,8 @@ def test_latin1_declared_in_msh18_is_honoured(database_url: str, rules_file: Pat
         message = message.replace("|P|2.5.1", "|P|2.5.1||||||8859/1")
         reply = client.exchange(message.encode("latin-1"))
         assert msa(reply)[1] == "AA"
-        body = httpx.get(f"{engine.http}/mpi/patients", params={"identifier": "GHH|77"}).json()
+        body = httpx.get(f"{engine.http}/mpi/patients", params={"identifier": "GHH|77"},
+                         headers=staff_headers(engine.runtime)).json()
         assert body["patients"][0]["best_demographics"]["names"][0]["family"] == "M\u00fcller"
         client.close()
 

@@ -1,7 +1,7 @@
 """membership: members and notifications
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-29 13:30:00
 
 One row per member (statuses, preferences, activation and reset tokens as digest plus sealed
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -16,7 +16,7 @@ from engine.errors import StoreUnavailable
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
 from mpi.search import MpiSearch
-from tests.fakes import SequentialIds
+from tests.fakes import InMemoryAuditLog, InMemoryStaffDirectory, SequentialIds
 from tests.unit.fhir.fhir_rules import CLINIC_TOKEN, fhir_rules
 
 with warnings.catch_warnings():
@@ -32,7 +32,8 @@ def _client(apply: Callable[[Command], Any]) -> TestClient:
         raise AssertionError("these requests never read")
 
     deps = FhirDependencies(apply=apply, rules=fhir_rules(), ids=SequentialIds(), clock=SystemClock())
-    app = create_app(search=MpiSearch(no_database), ready=dict, metrics=str, version="test", fhir=deps)
+    app = create_app(search=MpiSearch(no_database), staff=InMemoryStaffDirectory(), audit=InMemoryAuditLog(),
+                     clock=SystemClock(), ready=dict, metrics=str, version="test", fhir=deps)
     return TestClient(app)
 
 

@@ -9,7 +9,7 @@ from engine.commands import MessageOrigin, Outcome, UpsertPatientRecord
 from engine.enrollment_requests import enrollment_command, parse_request
 from engine.handlers import MessageBus
 from engine.member_commands import ActivateMember, Actor, PreferenceInput
-from engine.member_effects import Effects
+from engine.member_effects import Effects, audit_member_event
 from engine.member_handlers import MemberHandlers, MemberServices
 from engine.rules import RoutingRules, parse_rules
 from membership.policies import EnrollmentMode
@@ -39,7 +39,8 @@ class MemberBus:
         self.box = ReversibleBox()
         policies = self.rules.membership.policies()
         effects = Effects(ids=self.ids, box=self.box, publish=frozenset(self.rules.events.publish),
-                          notify_password_change=policies.password.notify_on_change)
+                          notify_password_change=policies.password.notify_on_change,
+                          audit=audit_member_event)
         self.handlers = MemberHandlers(MemberServices(
             policies=policies, clock=self.clock, ids=self.ids, random=CountingRandom(), box=self.box,
             effects=effects))

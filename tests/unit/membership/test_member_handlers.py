@@ -121,6 +121,10 @@ def test_wrong_fields_are_refused_and_counted_until_the_token_locks() -> None:
         assert bus.activate(token, fields=wrong).member.refused == "ssn does not match the MPI"
     locked = bus.activate(token)  # right answers, but the token is locked now
     assert locked.member.refused == "the token is locked after repeated failed attempts"
+    refusals = [e for e in bus.uow.audit.committed if e.outcome == "refused"]
+    assert [e.reason for e in refusals] == ["ssn does not match the MPI"] * 3 + [
+        "the token is locked after repeated failed attempts"]
+    assert all(e.action == "member.activate" and e.actor.startswith("member:") for e in refusals)
     bus.advance(minutes=5)
     assert bus.activate(token).member.membership_status == "active"
 
@@ -177,6 +181,11 @@ def test_deactivate_and_reactivate_notify_and_publish() -> None:
                                    reason="member came back", actor=STAFF))
     [deactivated] = bus.events("member.deactivated")
     assert deactivated["reason"] == "member asked" and deactivated["actor"]["type"] == "staff"
+    audited = [(e.actor, e.action, e.reason, e.detail["status"]) for e in bus.uow.audit.committed
+               if e.action in ("member.deactivate", "member.reactivate")]
+    assert audited == [("staff:Pat Staff", "member.deactivate", "member asked", "active -> inactive"),
+                       ("staff:Pat Staff", "member.reactivate", "member came back",
+                        "inactive -> active")]
     assert [n.kind for n in bus.uow.notifications.committed][-2:] == ["deactivated", "reactivated"]
     _validate_events(bus)
 
