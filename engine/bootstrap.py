@@ -52,6 +52,7 @@ from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
 from inbound.http.portal import PortalDependencies
+from inbound.http.workbench.membership_deps import MembershipHttp
 from inbound.mllp import MllpServer
 from membership.passwords import Hashers, hashers_for
 from membership.tokens import RandomSource, SecretBox, SystemRandom
@@ -242,8 +243,11 @@ def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
     portal = PortalDependencies(apply=runtime.committer.apply, queries=runtime.members,
                                 hashers=runtime.hashers, pool=runtime.pool,
                                 policies=runtime.rules.membership.policies(), clock=runtime.clock)
+    membership = MembershipHttp(apply=runtime.committer.apply, queries=runtime.members,
+                                search=runtime.search, intake=runtime.intake, pool=runtime.pool,
+                                audit=runtime.audit, clock=runtime.clock)
     return create_app(search=runtime.search, staff=runtime.staff, audit=runtime.audit,
-                      clock=runtime.clock, ready=lambda: readiness(runtime),
+                      clock=runtime.clock, ready=lambda: readiness(runtime), membership=membership,
                       metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
                       fhir=fhir, portal=portal)
 

@@ -10,11 +10,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from engine.audit import AuditLog
 from engine.domain.clock import Clock
 from engine.staff import StaffDirectory
+from inbound.http.accounts import accounts_router
 from inbound.http.auth import StaffAuth
 from inbound.http.fhir import FhirDependencies, fhir_router
 from inbound.http.mpi import mpi_router
 from inbound.http.portal import PortalDependencies, portal_router
 from inbound.http.workbench import audit_router
+from inbound.http.workbench.enrollments import enrollment_router
+from inbound.http.workbench.members import members_router
+from inbound.http.workbench.membership_deps import MembershipHttp
 from mpi.search import MpiSearch
 
 __all__ = ["create_app"]
@@ -23,7 +27,8 @@ __all__ = ["create_app"]
 def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clock: Clock,
                ready: Callable[[], dict[str, bool]], metrics: Callable[[], str], version: str,
                fhir: FhirDependencies | None = None,
-               portal: PortalDependencies | None = None) -> FastAPI:
+               portal: PortalDependencies | None = None,
+               membership: MembershipHttp | None = None) -> FastAPI:
     """The app for one process; ``ready`` names each dependency and whether it is up.
     ``staff`` authenticates the bearer tokens of /mpi and /workbench; ``audit`` records what
     staff did. With ``fhir`` the FHIR API is served under /fhir."""
@@ -36,6 +41,10 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
         app.include_router(fhir_router(fhir, search, version))
     if portal is not None:
         app.include_router(portal_router(portal))
+    if membership is not None:
+        app.include_router(enrollment_router(auth, membership))
+        app.include_router(members_router(auth, membership))
+        app.include_router(accounts_router(auth, membership))
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

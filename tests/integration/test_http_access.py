@@ -25,6 +25,7 @@ from engine.store.database import open_database
 from engine.store.migrate import upgrade
 from engine.store.tables import metadata
 from tests.conftest import TEST_RULES_YAML
+from tests.fakes import TEST_SECRET_KEY
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # Starlette's TestClient suggests httpx2
@@ -34,6 +35,11 @@ STAFF_PREFIXES = ("/mpi", "/workbench", "/accounts")
 MPI_READERS = frozenset({Role.DIRECT_ENROLLMENT_USER, Role.MEMBER_ACCOUNT_MANAGER,
                          Role.ENROLLMENT_REQUEST_AGENT, Role.ENROLLMENT_EXCEPTION_AGENT})
 AUDIT_READERS = frozenset({Role.MEMBER_ACCOUNT_MANAGER})
+ENROLLERS = frozenset({Role.DIRECT_ENROLLMENT_USER})
+AUTOMATED = frozenset({Role.ENROLLMENT_REQUEST_AGENT, Role.DIRECT_ENROLLMENT_USER})
+MANAGERS = frozenset({Role.MEMBER_ACCOUNT_MANAGER})
+STATUS = frozenset({Role.ACCOUNT_STATUS_CLIENT, Role.MEMBER_ACCOUNT_MANAGER})
+NOBODY = "/workbench/members/nobody"
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,23 @@ GUARDED = [
     Guarded("GET", "/mpi/patients", MPI_READERS, params={"identifier": "GHH|1"}),
     Guarded("GET", "/mpi/patients/{patient_id}", MPI_READERS, 404, path="/mpi/patients/nobody"),
     Guarded("GET", "/workbench/audit", AUDIT_READERS, params={"action": "staff.*", "since": "1h"}),
+    Guarded("GET", "/workbench/patients", ENROLLERS, params={"identifier": "GHH|1"}),
+    Guarded("POST", "/workbench/enrollments", ENROLLERS, 404, json={"identifier": "GHH|none"}),
+    Guarded("POST", "/workbench/enrollments/automated", AUTOMATED,
+            json=[{"identifier": "GHH|none"}, {"identifier": "bad"}]),
+    Guarded("GET", "/workbench/members", MANAGERS, params={"status": "pending"}),
+    Guarded("GET", "/workbench/members/{member_id}", MANAGERS, 404, path=NOBODY),
+    Guarded("POST", "/workbench/members/{member_id}/token/resend", MANAGERS, 404,
+            path=f"{NOBODY}/token/resend"),
+    Guarded("POST", "/workbench/members/{member_id}/token/{action}", MANAGERS, 404,
+            path=f"{NOBODY}/token/renew", json={"reason": "r", "hours": 5}),
+    Guarded("POST", "/workbench/members/{member_id}/{action}", MANAGERS, 404,
+            path=f"{NOBODY}/deactivate", json={"reason": "r"}),
+    Guarded("PATCH", "/workbench/members/{member_id}/preferences", MANAGERS, 404,
+            path=f"{NOBODY}/preferences", json={"reason": "r", "locale": "es-US"}),
+    Guarded("POST", "/workbench/members/{member_id}/password-reset", MANAGERS, 404,
+            path=f"{NOBODY}/password-reset", json={"reason": "r"}),
+    Guarded("GET", "/accounts/status", STATUS, 404, params={"identifier": "GHH|none"}),
 ]
 
 
@@ -79,7 +102,8 @@ def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     folder = tmp_path_factory.mktemp("access")
     (folder / "routing.yaml").write_text(TEST_RULES_YAML, encoding="utf-8")
     url = _empty_database(request, folder)
-    runtime = build_runtime(Settings(database_url=url, config_path=folder / "routing.yaml"))
+    runtime = build_runtime(Settings(secret_key=TEST_SECRET_KEY, database_url=url,
+                                     config_path=folder / "routing.yaml"))
     tokens = {role: runtime.staff.add(f"only-{role.name.lower()}", frozenset({role}))[1] for role in Role}
     revoked = runtime.staff.add("gone", frozenset(Role))[1]
     runtime.staff.revoke("gone")
