@@ -3,7 +3,9 @@
 It starts the MLLP listener and the HTTP API on a scratch SQLite database, sends the bundled
 sample feed through a real TCP connection as an EMR would, prints every acknowledgement,
 then asks the HTTP API for the resulting patient index records with a staff token it makes
-for itself (as ``portalbridge staff add`` would), and shows the audit log of those reads.
+for itself (as ``portalbridge staff add`` would). The feed's A04 with an e-mail enrolls its
+patient automatically (request queue, in-process); the demo reads the activation code from the
+mail file, activates the account over HTTP, and shows the audit log.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from engine.background import EngineThread
 from engine.bootstrap import Runtime, build_runtime
 from engine.cli_staff import cli_actor
 from engine.config import Settings
+from engine.demo_membership import show_membership
 from engine.staff import Role
 
 __all__ = ["run_demo"]
@@ -34,11 +37,12 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
     samples = resources.files("engine") / "samples"
     config = settings.config_path if settings.config_path.exists() else Path(str(samples / "routing.yaml"))
     demo_settings = replace(settings, database_url=f"sqlite:///{folder / 'portalbridge.db'}",
-                            mllp_port=0, http_port=0, bind_host="127.0.0.1", config_path=config)
+                            mllp_port=0, http_port=0, bind_host="127.0.0.1", config_path=config,
+                            working_folder=folder, mail_url=f"file://{folder / 'mail'}")
     print(f"portalbridge demo: rules {config}, database {folder / 'portalbridge.db'}")
     runtime = build_runtime(demo_settings)
     token = _demo_staff(runtime)
-    server = EngineThread(runtime, frozenset({"listen", "api"}))
+    server = EngineThread(runtime, frozenset({"listen", "api", "relay", "enrollment", "notifier"}))
     server.start()
     try:
         ports = server.wait_ready()
@@ -46,6 +50,7 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
         feed = (samples / "demo_feed.hl7").read_bytes()
         _send_feed(feed, mllp)
         _show_patients(http, token)
+        show_membership(http, token, folder / "mail")
         _show_audit(http, token)
     finally:
         server.shutdown()

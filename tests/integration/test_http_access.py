@@ -75,10 +75,14 @@ GUARDED = [
     Guarded("GET", "/workbench/members/{member_id}", MANAGERS, 404, path=NOBODY),
     Guarded("POST", "/workbench/members/{member_id}/token/resend", MANAGERS, 404,
             path=f"{NOBODY}/token/resend"),
-    Guarded("POST", "/workbench/members/{member_id}/token/{action}", MANAGERS, 404,
+    Guarded("POST", "/workbench/members/{member_id}/token/renew", MANAGERS, 404,
             path=f"{NOBODY}/token/renew", json={"reason": "r", "hours": 5}),
-    Guarded("POST", "/workbench/members/{member_id}/{action}", MANAGERS, 404,
+    Guarded("POST", "/workbench/members/{member_id}/token/regenerate", MANAGERS, 404,
+            path=f"{NOBODY}/token/regenerate", json={"reason": "r", "days": 1, "notify": True}),
+    Guarded("POST", "/workbench/members/{member_id}/deactivate", MANAGERS, 404,
             path=f"{NOBODY}/deactivate", json={"reason": "r"}),
+    Guarded("POST", "/workbench/members/{member_id}/reactivate", MANAGERS, 404,
+            path=f"{NOBODY}/reactivate", json={"reason": "r"}),
     Guarded("PATCH", "/workbench/members/{member_id}/preferences", MANAGERS, 404,
             path=f"{NOBODY}/preferences", json={"reason": "r", "locale": "es-US"}),
     Guarded("POST", "/workbench/members/{member_id}/password-reset", MANAGERS, 404,
@@ -107,11 +111,13 @@ def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     tokens = {role: runtime.staff.add(f"only-{role.name.lower()}", frozenset({role}))[1] for role in Role}
     revoked = runtime.staff.add("gone", frozenset(Role))[1]
     runtime.staff.revoke("gone")
+    runtime.committer.start()  # the membership routes apply their commands through it
     try:
         api = http_app(runtime)
         with TestClient(api) as client:
             yield App(api, client, runtime, tokens, revoked)
     finally:
+        runtime.committer.stop()
         runtime.database.dispose()
 
 

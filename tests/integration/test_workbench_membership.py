@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.bootstrap import Runtime, build_runtime, http_app
-from engine.config import Settings
+from engine.bootstrap import Runtime, http_app
 from engine.staff import Role
-from tests.fakes import TEST_SECRET_KEY
 from tests.integration.engine_harness import MllpConnection, msa, running_engine
 from tests.integration.membership_support import ENROLL_RULES, registration, token_in, wait_for_mail
 

@@ -117,10 +117,8 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
                        principal, "token.resend", member_id, reason)
         return await answer(member_id)
 
-    @router.post("/{member_id}/token/{action}")
-    async def change_token(member_id: str, action: Literal["renew", "regenerate"], body: ExpirationBody, *,
-                          principal: StaffPrincipal = manager) -> dict[str, Any]:
-        """Renew (same token, no notification) or regenerate (new token, optional notice)."""
+    async def token(member_id: str, action: Literal["renew", "regenerate"], body: ExpirationBody,
+                    principal: StaffPrincipal) -> dict[str, Any]:
         hours = body.days * 24 + body.hours
         await deps.run(ManageToken(origin=deps.origin(f"{action}Token"), member_id=member_id,
                                    action=action, hours=hours, reason=body.reason,
@@ -129,14 +127,37 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
                        principal, f"token.{action}", member_id, body.reason)
         return await answer(member_id)
 
-    @router.post("/{member_id}/{action}")
-    async def change_status(member_id: str, action: Literal["deactivate", "reactivate"], body: ReasonBody, *,
-                           principal: StaffPrincipal = manager) -> dict[str, Any]:
+    @router.post("/{member_id}/token/renew")
+    async def renew(member_id: str, body: ExpirationBody, *,
+                    principal: StaffPrincipal = manager) -> dict[str, Any]:
+        """The same token, valid again for days + hours from now (no notification)."""
+        return await token(member_id, "renew", body, principal)
+
+    @router.post("/{member_id}/token/regenerate")
+    async def regenerate(member_id: str, body: ExpirationBody, *,
+                         principal: StaffPrincipal = manager) -> dict[str, Any]:
+        """A new token (the old one stops working at once); ``notify`` sends it."""
+        return await token(member_id, "regenerate", body, principal)
+
+    async def status(member_id: str, action: Literal["deactivate", "reactivate"], body: ReasonBody,
+                     principal: StaffPrincipal) -> dict[str, Any]:
         await deps.run(ChangeMembershipStatus(origin=deps.origin(action), member_id=member_id,
                                               action=action, reason=body.reason,
                                               actor=staff_actor(principal)),
                        principal, f"member.{action}", member_id, body.reason)
         return await answer(member_id)
+
+    @router.post("/{member_id}/deactivate")
+    async def deactivate(member_id: str, body: ReasonBody, *,
+                         principal: StaffPrincipal = manager) -> dict[str, Any]:
+        """Active -> inactive, with a reason; the member is notified."""
+        return await status(member_id, "deactivate", body, principal)
+
+    @router.post("/{member_id}/reactivate")
+    async def reactivate(member_id: str, body: ReasonBody, *,
+                         principal: StaffPrincipal = manager) -> dict[str, Any]:
+        """Inactive -> active, with a reason; the member is notified."""
+        return await status(member_id, "reactivate", body, principal)
 
     @router.patch("/{member_id}/preferences")
     async def preferences(member_id: str, body: PreferencesChange, *,
