@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from engine.commands import Command, Outcome
-from engine.errors import EngineError, RejectedMessage, StoreUnavailable, TransientFailure
+from engine.errors import EngineError, StoreUnavailable, TransientFailure
 from engine.handlers import MessageBus
 from engine.uow import UnitOfWork
 
@@ -193,10 +193,10 @@ class GroupCommitter:
             # conflict at commit, and then the group goes the careful way below.
             outcomes = self._apply_group([job.command for job in batch if job.command is not None],
                                          check_inbox=False)
-        except Exception as exc:  # noqa: BLE001 - classified below; no message is ever dropped
-            if len(batch) == 1 and isinstance(self._classify(exc), RejectedMessage):
-                return [(None, self._failure(batch[0], exc))]
-            # A resend, one bad command or a concurrent writer spoiled the group: one by one.
+        except Exception:  # noqa: BLE001 - retried below; no message is ever dropped
+            # A resend, one bad command or a concurrent writer spoiled the group: one by one,
+            # each checked against the inbox first. A refusal too: the command may be a resend
+            # of one applied before (which now answers as a duplicate, not as refused).
             return [self._process_one(job) for job in batch]
         return [(outcome, None) for outcome in outcomes]
 

@@ -169,7 +169,7 @@ class EnrollmentQueueConsumer:
                 publisher: _Publisher = (_ConfirmedPublisher(connection, self.policy.confirm_timeout)
                                          if is_amqp_url(self._url) else _PlainPublisher(connection))
                 with Consumer(channel, [Queue(self._queue, no_declare=True)],
-                              on_message=self._buffer.append, prefetch_count=self.policy.prefetch):
+                              on_message=self._received, prefetch_count=self.policy.prefetch):
                     log.info("enrollment: consuming %s (prefetch %d)", self._queue, self.policy.prefetch)
                     while not self._stop.is_set():
                         if on_cycle is not None:
@@ -180,6 +180,9 @@ class EnrollmentQueueConsumer:
                             self._work(batch, publisher)
         finally:
             connection.release()
+
+    def _received(self, message: Message) -> None:
+        self._buffer.append(message)  # the current buffer: a batch takes the list away
 
     def _fill(self, connection: Connection) -> None:
         """Wait for a first delivery, then linger briefly for more, up to the prefetch."""
