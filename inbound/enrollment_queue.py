@@ -24,6 +24,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from engine.broker import (
     is_amqp_url,
     open_connection,
 )
+from engine.broker.cork import Cork, corked_frame_writer
 from engine.commands import Command, Outcome
 from engine.enrollment_intake import EnrollmentIntake, PreparedRequest
 from engine.enrollment_requests import reply_body
@@ -62,7 +64,7 @@ Result = tuple[Outcome | None, EngineError | None]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConsumerPolicy:
-    prefetch: int = 500  # deliveries in flight, and the largest batch
+    prefetch: int = 500  # the largest batch (the channel's prefetch is twice this: two batches)
     linger: float = 0.005  # wait this long for more deliveries before working a batch
     poll: float = 1.0
     retry_initial: float = 0.5
@@ -81,12 +83,16 @@ class _Outgoing:
 class _Publisher(Protocol):
     def publish_all(self, messages: list[_Outgoing]) -> None: ...
 
+    def ack_all(self, batch: list[Message]) -> None: ...
+
 
 class _ConfirmedPublisher:
-    """RabbitMQ: one confirm-mode channel; publish a batch, then wait for every confirm."""
+    """RabbitMQ: one confirm-mode channel; publish a batch (one socket write), then wait for
+    every confirm."""
 
-    def __init__(self, connection: Connection, timeout: float) -> None:
+    def __init__(self, connection: Connection, timeout: float, cork: Cork | None) -> None:
         self._raw = connection.connection
+        self._cork = cork
         self._channel = connection.channel()
         self._channel.confirm_select()
         self._waiting: set[int] = set()
@@ -103,17 +109,31 @@ class _ConfirmedPublisher:
             self._refused |= done
 
     def publish_all(self, messages: list[_Outgoing]) -> None:
-        for message in messages:
-            self._waiting.add(self._next)
-            self._next += 1
-            self._channel.basic_publish(amqp.Message(message.body, **message.properties),
-                                        exchange=message.exchange, routing_key=message.routing_key)
+        if self._cork is not None:
+            self._cork.corked = True
+        try:
+            for message in messages:
+                self._waiting.add(self._next)
+                self._next += 1
+                self._channel.basic_publish(amqp.Message(message.body, **message.properties),
+                                            exchange=message.exchange,
+                                            routing_key=message.routing_key)
+        finally:
+            if self._cork is not None:
+                self._cork.corked = False
+                self._cork.flush()
         deadline = time.monotonic() + self._timeout
         while self._waiting:  # new deliveries that arrive meanwhile only join the buffer
             self._raw.drain_events(timeout=max(0.01, deadline - time.monotonic()))
         if self._refused:
             self._refused.clear()
             raise TransientFailure("the broker refused a reply or dead letter (basic.nack)")
+
+    @staticmethod
+    def ack_all(batch: list[Message]) -> None:
+        """One ``basic.ack`` with ``multiple`` for a batch: every earlier delivery is settled."""
+        last = max(batch, key=lambda m: m.delivery_tag)
+        last.channel.basic_ack(last.delivery_tag, multiple=True)
 
 
 class _PlainPublisher:
@@ -128,6 +148,65 @@ class _PlainPublisher:
             headers = props.pop("application_headers", None)
             self._producer.publish(m.body, exchange=m.exchange, routing_key=m.routing_key,
                                    headers=headers, retry=False, content_encoding="utf-8", **props)
+
+    @staticmethod
+    def ack_all(batch: list[Message]) -> None:
+        for message in batch:  # the in-process broker acks one delivery at a time
+            message.ack()
+
+
+_MAX_IN_FLIGHT = 2  # batches read ahead while the writer commits
+
+
+class _InFlight:
+    """A batch whose commands are with the committer; retried in place while the database is
+    unavailable (nothing is acked or dead-lettered meanwhile)."""
+
+    def __init__(self, batch: list[Message], prepared: list[PreparedRequest], delay: float) -> None:
+        self.batch = batch
+        self.prepared = prepared
+        self.results: list[Result] = [(None, None)] * len(batch)
+        self._futures: dict[int, Future[Outcome]] = {}
+        self._delay = delay
+        self._retry_at = 0.0
+
+    def submit(self, submit: Submit, indexes: list[int]) -> None:
+        self._futures = {i: submit(self.prepared[i].command) for i in indexes}  # type: ignore[arg-type]
+
+    def wait_committed(self, timeout: float) -> bool:
+        done, _ = wait(self._futures.values(), timeout=timeout)
+        return len(done) == len(self._futures) and self._collect() == []
+
+    def ready(self, submit: Submit, policy: ConsumerPolicy) -> bool:
+        """Whether every command has its final answer (resubmitting transient failures)."""
+        if self._retry_at and time.monotonic() < self._retry_at:
+            return False
+        if not all(f.done() for f in self._futures.values()):
+            return False
+        held = self._collect()
+        if not held:
+            return True
+        log.warning("enrollment: %d request(s) held: %s; retrying in %.1f s", len(held),
+                    self.results[held[0]][1].reason, self._delay)  # type: ignore[union-attr]
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(policy.retry_max, self._delay * 2)
+        self.submit(submit, held)
+        return False
+
+    def _collect(self) -> list[int]:
+        """Record the answers; the indexes that failed for a transient reason."""
+        held = []
+        for i, future in self._futures.items():
+            error = future.exception()
+            if error is None:
+                self.results[i] = (future.result(), None)
+                continue
+            engine_error = error if isinstance(error, EngineError) else \
+                TransientFailure(f"internal error ({type(error).__name__})")
+            self.results[i] = (None, engine_error)
+            if isinstance(engine_error, TransientFailure):
+                held.append(i)
+        return held
 
 
 class EnrollmentQueueConsumer:
@@ -160,33 +239,59 @@ class EnrollmentQueueConsumer:
         return float(min(30.0, 0.5 * 2 ** (state.attempt_number - 1)))
 
     def _consume(self, on_cycle: Callable[[], None] | None) -> None:
-        connection = open_connection(self._url, heartbeat=30)
+        cork: list[Cork] = []
+
+        def writer(conn: Any, transport: Any) -> Any:
+            frames, made = corked_frame_writer(conn, transport)
+            cork.append(made)
+            return frames
+
+        connection = open_connection(self._url, heartbeat=30, amqp_options={"frame_writer": writer})
         self._buffer = []  # unacked deliveries of a lost connection are redelivered
+        in_flight: deque[_InFlight] = deque()
         try:
             with broker_errors():
                 channel = connection.channel()
                 declare_topology(channel)
-                publisher: _Publisher = (_ConfirmedPublisher(connection, self.policy.confirm_timeout)
-                                         if is_amqp_url(self._url) else _PlainPublisher(connection))
+                publisher: _Publisher = (
+                    _ConfirmedPublisher(connection, self.policy.confirm_timeout, cork[0] if cork else None)
+                    if is_amqp_url(self._url) else _PlainPublisher(connection))
                 with Consumer(channel, [Queue(self._queue, no_declare=True)],
-                              on_message=self._received, prefetch_count=self.policy.prefetch):
+                              on_message=self._received,
+                              prefetch_count=self.policy.prefetch * _MAX_IN_FLIGHT):
                     log.info("enrollment: consuming %s (prefetch %d)", self._queue, self.policy.prefetch)
                     while not self._stop.is_set():
                         if on_cycle is not None:
                             on_cycle()
-                        self._fill(connection)
-                        if self._buffer:
-                            batch, self._buffer = self._buffer, []
-                            self._work(batch, publisher)
+                        self._cycle(connection, publisher, in_flight)
+                    self._drain(in_flight, publisher)
         finally:
             connection.release()
+
+    def _cycle(self, connection: Connection, publisher: _Publisher,
+               in_flight: deque[_InFlight]) -> None:
+        """Read deliveries, start a batch, finish the batches whose commands committed.
+
+        Batches overlap: while the writer commits one, the next is read and prepared here.
+        They finish in order, on this thread (the connection is not shared across threads).
+        """
+        self._fill(connection, self.policy.linger if in_flight else self.policy.poll)
+        if self._buffer and len(in_flight) < _MAX_IN_FLIGHT:
+            batch, self._buffer = self._buffer, []
+            in_flight.append(self._start(batch))
+        while in_flight and in_flight[0].ready(self._submit, self.policy):
+            self._finish(in_flight.popleft(), publisher)
+
+    def _drain(self, in_flight: deque[_InFlight], publisher: _Publisher) -> None:
+        """Stopping: answer what already committed; what did not stays unacked (redelivered)."""
+        while in_flight and in_flight[0].wait_committed(self.policy.confirm_timeout):
+            self._finish(in_flight.popleft(), publisher)
 
     def _received(self, message: Message) -> None:
         self._buffer.append(message)  # the current buffer: a batch takes the list away
 
-    def _fill(self, connection: Connection) -> None:
-        """Wait for a first delivery, then linger briefly for more, up to the prefetch."""
-        timeout = self.policy.poll
+    def _fill(self, connection: Connection, timeout: float) -> None:
+        """Wait up to ``timeout`` for a delivery, then linger briefly for more, up to the prefetch."""
         while len(self._buffer) < self.policy.prefetch:
             try:
                 connection.drain_events(timeout=timeout)
@@ -198,13 +303,18 @@ class EnrollmentQueueConsumer:
 
     # -- one batch ----------------------------------------------------------------------------
 
-    def _work(self, batch: list[Message], publisher: _Publisher) -> None:
+    def _start(self, batch: list[Message]) -> _InFlight:
         prepared = self._intake.prepare_many(
             [(m.body, _fallback_id(m)) for m in batch], mode=EnrollmentMode.AUTOMATED, actor=None,
             channel="amqp")
-        results = self._apply(prepared)
+        flight = _InFlight(batch, prepared, self.policy.retry_initial)
+        flight.submit(self._submit, [i for i, p in enumerate(prepared) if p.command is not None])
+        return flight
+
+    def _finish(self, flight: _InFlight, publisher: _Publisher) -> None:
         outgoing: list[_Outgoing] = []
-        for message, request, (outcome, failure) in zip(batch, prepared, results, strict=True):
+        for message, request, (outcome, failure) in zip(flight.batch, flight.prepared,
+                                                        flight.results, strict=True):
             error = failure or request.error
             reply = _reply(message, request.reply(outcome, error))
             if reply is not None:
@@ -213,32 +323,8 @@ class EnrollmentQueueConsumer:
                 outgoing.append(self._dead_letter(message, error))
         with broker_errors():
             publisher.publish_all(outgoing)
-            for message in batch:
-                message.ack()
-        self.processed += len(batch)
-
-    def _apply(self, prepared: list[PreparedRequest]) -> list[Result]:
-        """Submit every ready command together; retry the batch's transient failures in place."""
-        results: list[Result] = [(None, None)] * len(prepared)
-        todo = [i for i, p in enumerate(prepared) if p.command is not None]
-        delay = self.policy.retry_initial
-        while todo:
-            futures = {i: self._submit(prepared[i].command) for i in todo}  # type: ignore[arg-type]
-            wait(futures.values())
-            for i, future in futures.items():
-                error = future.exception()
-                results[i] = (None, error if isinstance(error, EngineError) else
-                              TransientFailure(f"internal error ({type(error).__name__})")) \
-                    if error is not None else (future.result(), None)
-            todo = [i for i in todo if isinstance(results[i][1], TransientFailure)]
-            if todo and not self._stop.is_set():
-                log.warning("enrollment: %d request(s) held: %s; retrying in %.1f s", len(todo),
-                            results[todo[0]][1].reason, delay)  # type: ignore[union-attr]
-                self._stop.wait(delay)
-                delay = min(self.policy.retry_max, delay * 2)
-            elif todo:
-                raise TransientFailure("stopping with requests held")  # left unacked: redelivered
-        return results
+            publisher.ack_all(flight.batch)
+        self.processed += len(flight.batch)
 
     def _dead_letter(self, message: Message, error: RejectedMessage) -> _Outgoing:
         properties: dict[str, Any] = message.properties
