@@ -147,10 +147,11 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def run_engine(database_url: str, amqp_url: str, config: Path, count: int,
-               timeout: float) -> tuple[float, list[float], tuple[int, int]]:
+def run_engine(database_url: str, amqp_url: str, config: Path, count: int, timeout: float,
+               writers: int) -> tuple[float, list[float], tuple[int, int]]:
     """Start relay and worker processes; seconds until all replies and events arrived."""
     env = {**os.environ, "PORTALBRIDGE_DATABASE_URL": database_url, "PORTALBRIDGE_BROKER_URL": amqp_url,
+           "PORTALBRIDGE_WRITERS": str(writers),
            "PORTALBRIDGE_CONFIG": str(config), "PORTALBRIDGE_SECRET_KEY": TEST_SECRET_KEY,
            "PORTALBRIDGE_LOG_LEVEL": "WARNING", "PORTALBRIDGE_RELAY_BATCH_SIZE": "1000"}
     relay = subprocess.Popen([PORTALBRIDGE, "relay"], env=env)
@@ -216,7 +217,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--passphrase-requests", type=int, default=300)
     parser.add_argument("--memory-requests", type=int, default=0)
+    parser.add_argument("--writers", default="1,2",
+                        help="PORTALBRIDGE_WRITERS of the worker for the run without passphrase")
     args = parser.parse_args()
+    writer_counts = [int(w) for w in args.writers.split(",")]
     rows: list[tuple[str, str]] = []
     with scratch() as (database_url, amqp_url):
         from engine.store.database import open_database
@@ -228,9 +232,10 @@ def main() -> None:
         config.write_text(RULES, encoding="utf-8")
         declare(amqp_url)
         first = 0
-        for label, count, passphrase in (("without passphrase", args.requests, False),
-                                         ("with passphrase", args.passphrase_requests, True),
-                                         ("constant memory", args.memory_requests, False)):
+        runs = [*((f"without passphrase, {w} writer(s)", args.requests, False, w) for w in writer_counts),
+                ("with passphrase", args.passphrase_requests, True, writer_counts[-1]),
+                ("constant memory", args.memory_requests, False, writer_counts[-1])]
+        for label, count, passphrase, writers in runs:
             if count <= 0:
                 continue
             print(f"seeding {count} patients and queueing their requests ({label}) ...", flush=True)
@@ -239,7 +244,7 @@ def main() -> None:
                 config.write_text(RULES + "membership: {passphrase: {use: required}}\n", encoding="utf-8")
             publish_requests(amqp_url, first, count, passphrase)
             elapsed, samples, got = run_engine(database_url, amqp_url, config, count,
-                                               timeout=max(120.0, count / 50))
+                                               timeout=max(120.0, count / 50), writers=writers)
             config.write_text(RULES, encoding="utf-8")
             rate = count / elapsed
             rows.append((f"enrollment {label}, {count} requests",

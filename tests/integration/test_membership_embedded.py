@@ -79,3 +79,37 @@ def test_the_mailed_token_activates_the_account_over_http(database_url: str, tmp
             assert http.post("/portal/sign-in", json={"username": "ann.doe", "password": "nope"}
                              ).status_code == 401
         wait_for_mail(mail, "registration_complete")
+
+
+def test_sign_in_upgrades_the_hash_when_the_policy_changed(database_url: str, tmp_path: Path) -> None:
+    import httpx
+
+    rules = tmp_path / "routing.yaml"
+    mail = tmp_path / "mail"
+
+    def policy(text: str) -> None:
+        rules.write_text(ENROLL_RULES.replace("version: 1", "version: 1\nmembership:\n" + text),
+                         encoding="utf-8")
+
+    policy("  password: {iterations: 1000}")
+    body = {"fields": {"ssn": "123-45-6789", "mothers_maiden_name": "smith"},
+            "username": "rehash.me", "password": "Sunny7days"}
+    with running_engine(database_url, rules, COMPONENTS | {"api"}, mail_url=f"file://{mail}") as engine:
+        conn = MllpConnection(engine.mllp_port)
+        assert msa(conn.exchange(registration("H1", "6001")))[1] == "AA"
+        conn.close()
+        token = token_in(wait_for_mail(mail, "activation_token")[0])
+        with httpx.Client(base_url=engine.http, timeout=15) as http:
+            assert http.post("/portal/activation", json=body | {"token": token}).status_code == 200
+    policy("  password: {hasher: argon2id, argon2_memory_kib: 8192, argon2_time_cost: 1}")
+    with running_engine(database_url, rules, frozenset({"api"})) as engine:
+        stored = engine.runtime.members.by_username("rehash.me")
+        assert stored is not None and stored.password_hash.startswith("pbkdf2_sha256$1000$")
+        with httpx.Client(base_url=engine.http, timeout=15) as http:
+            signed = http.post("/portal/sign-in", json={"username": "rehash.me", "password": "Sunny7days"})
+            assert signed.status_code == 200
+        upgraded = engine.runtime.members.by_username("rehash.me")
+        assert upgraded is not None and upgraded.password_hash.startswith("argon2$$argon2id$")
+        with httpx.Client(base_url=engine.http, timeout=15) as http:  # the new hash verifies
+            assert http.post("/portal/sign-in", json={"username": "rehash.me",
+                                                      "password": "Sunny7days"}).status_code == 200
