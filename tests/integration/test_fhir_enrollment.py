@@ -23,10 +23,11 @@ def test_fhir_creates_enroll_when_the_rule_holds(database_url: str, tmp_path: ob
     extra = {"fhir": {"enroll": {"requires": ["email"], "enrolling_user": "FHIR-FEED",
                                  "facilities": ["CLINIC"]}}}
     with fhir_app(database_url, tmp_path, extra=extra) as (client, runtime):  # type: ignore[arg-type]
-        created = client.post("/fhir/Patient", content=body(patient("F-1", telecom=EMAIL, managingOrganization=CLINIC)),
-                              headers=headers())
+        first = patient("F-1", telecom=EMAIL, managingOrganization=CLINIC)
+        created = client.post("/fhir/Patient", content=body(first), headers=headers())
         assert created.status_code == 201, created.text
-        assert client.post("/fhir/Patient", content=body(patient("F-2", managingOrganization=CLINIC)), headers=headers()).status_code == 201
+        second = patient("F-2", managingOrganization=CLINIC)
+        assert client.post("/fhir/Patient", content=body(second), headers=headers()).status_code == 201
         record_id = created.json()["id"]
         updated = client.put(f"/fhir/Patient/{record_id}", headers=headers(),
                              content=body(patient("F-1", telecom=EMAIL, id=record_id, gender="other",
