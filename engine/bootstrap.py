@@ -58,15 +58,16 @@ from membership.passwords import Hashers, hashers_for
 from membership.tokens import RandomSource, SecretBox, SystemRandom
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
-from outbound.notify.file_sender import FileSender, folder_of
-from outbound.notify.notifier import Notifier
+from outbound.notify import build_sender, check_templates, count_templates
+from outbound.notify.notifier import Notifier, NotifierPolicy
 from outbound.outbox_admin import count_by_status, list_rows
 from outbound.outbox_admin import replay as replay_outbox
 from outbound.relay import Relay, RelayPolicy
 from outbound.tail import tail_events
 
-__all__ = ["COMPONENTS", "Runtime", "build_runtime", "count_by_status", "dry_run", "explain_file",
-           "http_app", "list_rows", "replay_outbox", "run_components", "tail_events"]
+__all__ = ["COMPONENTS", "Runtime", "build_runtime", "check_notification_templates", "count_by_status",
+           "dry_run", "explain_file", "http_app", "list_rows", "replay_outbox", "run_components",
+           "tail_events"]
 
 log = logging.getLogger("portalbridge")
 
@@ -124,7 +125,7 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                       notify_password_change=policies.password.notify_on_change,
                       audit=audit_member_event)
     members = MemberHandlers(MemberServices(policies=policies, clock=clock, ids=ids, random=random,
-                                            box=box, effects=effects))
+                                            box=box, effects=effects, channels=rules.notifications))
     bus = MessageBus(rules, clock, ids, members)
     writer = WriterConnection(database)
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
@@ -306,8 +307,11 @@ def _relay(runtime: Runtime) -> Relay:
 
 def notifier(runtime: Runtime) -> Notifier:
     """The notifier of this process, delivering to ``PORTALBRIDGE_MAIL_URL``."""
-    folder = folder_of(runtime.settings.mail_url, runtime.settings.working_folder)
-    return Notifier(runtime.database, FileSender(folder), runtime.box, runtime.clock)
+    sender = build_sender(runtime.settings.mail_url, runtime.rules.notifications,
+                          now=runtime.clock.now)
+    rules = runtime.rules.notifications
+    policy = NotifierPolicy(max_attempts=rules.max_attempts, retry_delay=rules.retry.delay)
+    return Notifier(runtime.database, sender, runtime.box, runtime.clock, policy)
 
 
 def _worker(runtime: Runtime) -> Hl7QueueWorker:
@@ -364,3 +368,9 @@ def explain_file(runtime: Runtime, raw: bytes) -> tuple[list[str], bool]:
         return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c))
     return explain_hl7(raw, runtime.router, runtime.rules.hl7, lambda c: dry_run(runtime, c),
                        validate=validate_structure)
+
+
+def check_notification_templates(rules: RoutingRules) -> tuple[int, list[str]]:
+    """How many notification templates the configured locales use, and every problem
+    rendering them (``portalbridge config check``)."""
+    return count_templates(rules.notifications), check_templates(rules.notifications)

@@ -132,6 +132,8 @@ def _configure_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic narrates every plugin it loads; its warnings are what an operator needs.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # fontTools narrates every glyph subset of a printed letter.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -158,10 +160,16 @@ def _run(coroutine: object) -> None:
 
 
 def _config_check(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.bootstrap import check_notification_templates
+
     path = args.file or settings.config_path
     rules = load_rules(path)
+    templates, problems = check_notification_templates(rules)
+    if problems:
+        raise ConfigurationError(f"{path}: {len(problems)} template problem(s)", tuple(problems))
     print(f"{path}: valid ({len(rules.facilities)} facilities, {len(rules.senders)} senders, "
-          f"{len(rules.routes)} routes)")
+          f"{len(rules.routes)} routes, {templates} notification templates in "
+          f"{len(rules.notifications.locales)} locales)")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import ConfigurationError
@@ -13,6 +13,7 @@ __all__ = ["Settings"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
+DEFAULT_MAIL_URL = "file://mail"  # one RFC 5322 file per message in ./mail
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,7 +34,9 @@ class Settings:
     secret_key: str | None = None  # 32 bytes, base64: seals tokens and notification secrets
     secret_key_file: Path | None = None
     working_folder: Path = Path()  # where an embedded installation keeps its generated key
-    mail_url: str = "file://./mail"  # where notifications are delivered (file:// folder)
+    #: Where notifications go: file://FOLDER, smtp://..., smtps://... It may hold the SMTP
+    #: password, so it is left out of the settings' repr.
+    mail_url: str = field(default=DEFAULT_MAIL_URL, repr=False)
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -62,7 +65,7 @@ class Settings:
             secret_key_file=Path(env["PORTALBRIDGE_SECRET_KEY_FILE"])
             if env.get("PORTALBRIDGE_SECRET_KEY_FILE") else None,
             working_folder=folder,
-            mail_url=_mail_url(env.get("PORTALBRIDGE_MAIL_URL") or "file://./mail"),
+            mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,
         )
 
 
@@ -91,9 +94,3 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name}: {port} is outside 0-65535")
     return port
 
-
-def _mail_url(url: str) -> str:
-    if not url.startswith("file://"):
-        raise ConfigurationError(f"PORTALBRIDGE_MAIL_URL: {url!r}: only file://FOLDER is supported "
-                                 "in this version (SMTP and text-message gateways come later)")
-    return url

@@ -4,6 +4,7 @@ code read from the mail file as the member would read it, and the activation ove
 from __future__ import annotations
 
 import email
+import email.policy
 import json
 import re
 import time
@@ -22,7 +23,7 @@ _ACTIVATION = {"fields": {"ssn": "123-45-6789", "mothers_maiden_name": "Rivers"}
 def _wait_for_mail(folder: Path, kind: str, timeout: float = 20.0) -> Path | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = sorted(folder.glob(f"*-{kind}-*.eml")) if folder.exists() else []
+        found = sorted(folder.glob(f"*_{kind}_*.eml")) if folder.exists() else []
         if found:
             return found[0]
         time.sleep(0.1)
@@ -51,9 +52,10 @@ def show_membership(port: int, token: str, mail: Path) -> None:
     if path is None:
         print("  no activation mail arrived (is the enroll rule still in routing.yaml?)")
         return
-    message = email.message_from_bytes(path.read_bytes())
-    body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
-    code = re.search(r"code: (\S+)", body)
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    part = message.get_body(preferencelist=("plain",))
+    body = str(part.get_content()) if part is not None else ""
+    code = re.search(r"^\s+([A-Z2-7]{26})\s*$", body, re.M)
     print(f"  mail file {path.name}\n    To: {message['To']}  Subject: {message['Subject']}")
     if code is None:
         return

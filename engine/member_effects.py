@@ -18,7 +18,7 @@ from engine.domain.events import (
     MemberStatusChanged,
 )
 from engine.member_commands import Actor
-from engine.notifications import Channel, Notification, NotificationKind
+from engine.notifications import Channel, Notification
 from engine.uow import OutboxMessage, UnitOfWork
 from membership import events as ev
 from membership.model import Member
@@ -30,16 +30,21 @@ _STATUS_EVENTS: dict[type[ev.MemberEvent], type[MemberStatusChanged]] = {
     ev.MemberEnrolled: MemberEnrolledEvent, ev.MemberActivated: MemberActivatedEvent,
     ev.MemberDeactivated: MemberDeactivatedEvent, ev.MemberReactivated: MemberReactivatedEvent,
 }
-_NOTIFIED: dict[type[ev.MemberEvent], NotificationKind] = {
-    ev.MemberEnrolled: NotificationKind.ACTIVATION_TOKEN,
-    ev.TokenResent: NotificationKind.ACTIVATION_TOKEN,
-    ev.TokenRegenerated: NotificationKind.ACTIVATION_TOKEN,
-    ev.MemberActivated: NotificationKind.REGISTRATION_COMPLETE,
-    ev.MemberDeactivated: NotificationKind.DEACTIVATED,
-    ev.MemberReactivated: NotificationKind.REACTIVATED,
-    ev.PasswordResetRequested: NotificationKind.PASSWORD_RESET,
-    ev.PasswordChanged: NotificationKind.PASSWORD_CHANGED,
+#: Notification kinds (``outbound.notify.kinds`` names their templates and context values).
+ACTIVATION_TOKEN = "activation_token"  # noqa: S105 - a kind, not a secret
+PASSWORD_RESET = "password_reset"  # noqa: S105 - a kind, not a secret
+PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a kind, not a secret
+_NOTIFIED: dict[type[ev.MemberEvent], str] = {
+    ev.MemberEnrolled: ACTIVATION_TOKEN,
+    ev.TokenResent: ACTIVATION_TOKEN,
+    ev.TokenRegenerated: ACTIVATION_TOKEN,
+    ev.MemberActivated: "registration_complete",
+    ev.MemberDeactivated: "deactivated",
+    ev.MemberReactivated: "reactivated",
+    ev.PasswordResetRequested: PASSWORD_RESET,
+    ev.PasswordChanged: PASSWORD_CHANGED,
 }
+_CHANNELS: tuple[Channel, ...] = ("email", "sms")
 Audit = Callable[[UnitOfWork, ev.MemberEvent, Actor, str], None]
 
 
@@ -100,36 +105,38 @@ class Effects:
         kind = _NOTIFIED.get(type(event))
         if kind is None or (isinstance(event, ev.TokenRegenerated) and not event.notify):
             return
-        if kind is NotificationKind.PASSWORD_CHANGED and not self._notify_password_change:
+        if kind == PASSWORD_CHANGED and not self._notify_password_change:
             return
         context, secret_names = self._context(member, event, kind, secrets)
         prefs = member.preferences
-        for channel, recipient, carrier in ((Channel.EMAIL, prefs.email, None),
-                                            (Channel.SMS, prefs.mobile, prefs.carrier or None)):
-            wanted = prefs.wants_email if channel is Channel.EMAIL else prefs.wants_text
+        for channel in _CHANNELS:
+            wanted = prefs.wants_email if channel == "email" else prefs.wants_text
+            recipient = prefs.email if channel == "email" else prefs.mobile
             if wanted and recipient:
                 uow.notifications.add(Notification(
-                    id=self._ids.new_uuid(), kind=kind.value, channel=channel, recipient=recipient,
-                    carrier=carrier, locale=prefs.locale, member_id=member.id, context=context,
+                    id=self._ids.new_uuid(), kind=kind, channel=channel, recipient=recipient,
+                    carrier=(prefs.carrier or None) if channel == "sms" else None,
+                    locale=prefs.locale, member_id=member.id, context=context,
                     created_at=event.occurred_at, secrets=secret_names))
 
-    def _context(self, member: Member, event: ev.MemberEvent, kind: NotificationKind,
-                 secrets: Secrets) -> tuple[dict[str, Any], frozenset[str]]:
-        context: dict[str, Any] = {"member_id": member.id, "reason": event.reason}
+    def _context(self, member: Member, event: ev.MemberEvent, kind: str,
+                 secrets: Secrets) -> tuple[dict[str, str], frozenset[str]]:
+        """The kind's values (all strings): ``outbound.notify.kinds`` lists them."""
+        context = {"occurred_at": _iso(event.occurred_at)}
         names: set[str] = set()
-        if kind is NotificationKind.ACTIVATION_TOKEN and member.token is not None:
+        if kind == ACTIVATION_TOKEN and member.token is not None:
             context["token"] = secrets.token or self._box.open(member.token.sealed)
             context["expires_at"] = _iso(member.token.expires_at)
             names.add("token")
             if secrets.passphrase:
                 context["passphrase"] = secrets.passphrase
                 names.add("passphrase")
-        elif kind is NotificationKind.PASSWORD_RESET and member.reset is not None:
-            context["token"] = secrets.reset_token or self._box.open(member.reset.sealed)
+        elif kind == PASSWORD_RESET and member.reset is not None:
+            context["reset_token"] = secrets.reset_token or self._box.open(member.reset.sealed)
             context["expires_at"] = _iso(member.reset.expires_at)
-            names.add("token")
-        elif kind is NotificationKind.REGISTRATION_COMPLETE:
-            context["username"] = member.username
+            names.add("reset_token")
+        elif kind == "registration_complete":
+            context["username"] = member.username or ""
         return context, frozenset(names)
 
 

@@ -32,6 +32,7 @@ from engine.member_commands import (
     UpgradePasswordHash,
 )
 from engine.member_effects import Effects, Secrets
+from engine.notification_rules import NotificationRules
 from engine.uow import UnitOfWork
 from membership import errors as merr
 from membership.enrollment import age_on, choose_email, fields_match
@@ -90,6 +91,9 @@ class MemberServices:
     random: RandomSource
     box: SecretBox
     effects: Effects
+    #: Checks contact details against the carrier table (text needs a mobile and a carrier
+    #: whose gateway still delivers); None checks nothing.
+    channels: NotificationRules | None = None
 
 
 class MemberHandlers:
@@ -143,6 +147,7 @@ class MemberHandlers:
         decision = choose_email(command.mode, s.policies, supplied.email or "", patient.best)
         preferences = _preferences(Preferences(locale=s.policies.default_locale),
                                    replace(supplied, email=decision.email))
+        self._check_channels(preferences, now)
         token = new_token_text(s.random)
         enrolled_by = command.enrolling_user or s.policies.default_enrolling_user
         member = Member.enroll(
@@ -156,6 +161,16 @@ class MemberHandlers:
         s.effects.apply(member, uow, actor=command.actor, correlation_id=command.origin.control_id,
                         secrets=Secrets(token=token, passphrase=sent or ""))
         return Outcome("applied", (patient.id,), member=view_of(member))
+
+    def _check_channels(self, preferences: Preferences, now: Any) -> None:
+        """Text messages need a usable mobile number and carrier (the notifications' table)."""
+        if self._s.channels is None or not preferences.communication.value.endswith("text"):
+            return
+        problems = self._s.channels.validate_channels(
+            preferences.communication.value, preferences.email or None, preferences.mobile or None,
+            preferences.carrier or None, today=now.date())
+        if problems:
+            raise merr.PolicyViolation("; ".join(problems), tuple(problems))
 
     # -- activation ---------------------------------------------------------------------------
 
@@ -245,9 +260,10 @@ class MemberHandlers:
 
     def preferences(self, command: UpdatePreferences, uow: UnitOfWork) -> Outcome:
         member = self._member(uow, command.member_id)
-        member.update_preferences(preferences=_preferences(member.preferences, command.preferences),
-                                  reason=command.reason, now=self._s.clock.now(),
-                                  actor=command.actor.id)
+        preferences = _preferences(member.preferences, command.preferences)
+        self._check_channels(preferences, self._s.clock.now())
+        member.update_preferences(preferences=preferences, reason=command.reason,
+                                  now=self._s.clock.now(), actor=command.actor.id)
         return self._done(member, uow, command.actor, command)
 
     def request_reset(self, command: RequestPasswordReset, uow: UnitOfWork) -> Outcome:

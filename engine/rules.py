@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.errors import ConfigurationError
 from engine.membership_rules import EnrollRule, MembershipRules
+from engine.notification_rules import NotificationRules
 
 __all__ = [
     "EVENT_TYPES",
@@ -28,6 +29,7 @@ __all__ = [
     "FhirRules",
     "Hl7Rules",
     "Match",
+    "NotificationRules",
     "Route",
     "RoutingRules",
     "Sender",
@@ -188,6 +190,7 @@ class RoutingRules(_Strict):
     hl7: Hl7Rules = Hl7Rules()
     fhir: FhirRules = FhirRules()
     membership: MembershipRules = MembershipRules()
+    notifications: NotificationRules = NotificationRules()
 
     @model_validator(mode="after")
     def _cross_references(self) -> RoutingRules:
@@ -302,7 +305,11 @@ def load_rules(path: Path) -> RoutingRules:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read the routing file ({exc.strerror})") from exc
-    return parse_rules(text, source=str(path))
+    rules = parse_rules(text, source=str(path))
+    # A relative templates folder is where the analyst sees it: beside the routing file.
+    notifications = rules.notifications.resolved_against(path.parent)
+    return rules if notifications is rules.notifications else \
+        rules.model_copy(update={"notifications": notifications})
 
 
 def parse_rules(text: str, source: str = "routing.yaml") -> RoutingRules:
@@ -332,7 +339,7 @@ def _describe(error: Mapping[str, Any]) -> str:
         name = path.rsplit(".", 1)[-1].split("[")[0]
         return f"{path}: unknown {name.rstrip('s')} {value!r} (expected {allowed})"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if "\n" in message or message.startswith(("senders[", "routes[", "facilities[")):
+    if "\n" in message or message.startswith(("senders[", "routes[", "facilities[", "notifications.")):
         return message  # cross-reference problems carry their own paths
     return f"{path}: {message}"
 

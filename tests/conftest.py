@@ -27,6 +27,9 @@ CORPUS = SAMPLES / "corpus"
 HL7_CORPUS = CORPUS / "hl7v2"
 FHIR_CORPUS = CORPUS / "fhir"
 
+# The SMTP server every notification test delivers to (fixture ``smtp_server``).
+pytest_plugins = ["tests.smtp_server"]
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "PORTALBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

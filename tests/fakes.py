@@ -13,12 +13,13 @@ from engine.audit import AuditEntry, AuditLog, AuditRecord, AuditTrail, matches_
 from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, IdSource
 from engine.errors import Conflict
-from engine.notifications import Notification, NotificationOutbox
+from engine.notifications import DeliveryFailed, Notification, NotificationOutbox
 from engine.staff import StaffDirectory, StaffEntry
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
 from membership.repository import InMemoryMemberRepository
 from membership.tokens import RandomSource, SecretBox
 from mpi.repository import InMemoryMpiRepository
+from outbound.notify import MailTransport, OutgoingMail, SmsGateway, TextMessage
 
 
 class FixedClock(Clock):
@@ -214,3 +215,33 @@ class ReversibleBox(SecretBox):
 
 #: A fixed secret key for runtimes built in tests (32 bytes, base64).
 TEST_SECRET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXQ="
+
+
+class MemoryMailTransport(MailTransport):
+    """Keeps delivered mail in a list; ``fail_next`` makes the next deliveries fail."""
+
+    def __init__(self) -> None:
+        self.delivered: list[OutgoingMail] = []
+        self.failures: list[DeliveryFailed] = []
+        self.closed = False
+
+    def fail_next(self, reason: str, *, permanent: bool, times: int = 1) -> None:
+        self.failures += [DeliveryFailed(reason, permanent)] * times
+
+    def deliver(self, mail: OutgoingMail) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append(mail)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemorySmsGateway(SmsGateway):
+    """Keeps the text messages it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[TextMessage] = []
+
+    def send_text(self, message: TextMessage) -> None:
+        self.sent.append(message)

@@ -130,13 +130,13 @@ class SqlNotificationOutbox(NotificationOutbox):
 
 def notification_row(n: Notification, box: SecretBox | None) -> dict[str, Any]:
     """The stored row: each secret context value replaced by ``{"$sealed": ...}``."""
-    context = dict(n.context)
+    context: dict[str, object] = dict(n.context)
     for name in n.secrets:
         if context.get(name):
             if box is None:
                 raise RuntimeError("a notification carries a secret, and no secret box is configured")
             context[name] = {"$sealed": box.seal(str(context[name]))}
-    return {"id": n.id, "member_id": n.member_id, "kind": n.kind, "channel": n.channel.value,
+    return {"id": n.id, "member_id": n.member_id, "kind": n.kind, "channel": n.channel,
             "recipient": n.recipient[:254], "carrier": n.carrier, "locale": n.locale[:16],
             "context": orjson.dumps(context).decode(), "status": "pending", "attempts": 0,
             "next_attempt_at": None, "last_error": None, "created_at": n.created_at,

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.domain.clock import Clock
-from engine.notifications import Channel, DeliveryFailed, Notification, NotificationSender
+from engine.notifications import DeliveryFailed, Notification, NotificationSender
 from engine.store.database import is_sqlite
 from engine.store.errors import classify_store_error
 from engine.store.tables import notifications
@@ -32,13 +32,18 @@ __all__ = ["Notifier", "NotifierPolicy"]
 log = logging.getLogger(__name__)
 
 
+def _doubling(attempts: int) -> timedelta:
+    return min(timedelta(seconds=30) * (1 << max(attempts - 1, 0)), timedelta(hours=1))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotifierPolicy:
+    """routing.yaml's ``notifications.max_attempts`` and ``notifications.retry``."""
+
     batch_size: int = 100
     max_attempts: int = 8
     poll_interval: float = 0.5
-    retry_initial: float = 30.0
-    retry_max: float = 3600.0
+    retry_delay: Callable[[int], timedelta] = _doubling  # the wait after the n-th failure
 
 
 class Notifier:
@@ -90,12 +95,11 @@ class Notifier:
                  now: datetime) -> dict[str, Any]:
         self.failed += 1
         dead = permanent or attempts >= self.policy.max_attempts
-        delay = min(self.policy.retry_max, self.policy.retry_initial * 2 ** (attempts - 1))
         log.warning("notifier: %s %s for member %s failed (attempt %d%s): %s", row["kind"],
                     row["id"], row["member_id"], attempts, ", now dead" if dead else "", reason)
         return {"status": "dead" if dead else "pending", "attempts": attempts,
                 "last_error": reason[:2000],
-                "next_attempt_at": None if dead else now + timedelta(seconds=delay)}
+                "next_attempt_at": None if dead else now + self.policy.retry_delay(attempts)}
 
     def _notification(self, row: Any) -> Notification:
         context = orjson.loads(row["context"])
@@ -104,7 +108,7 @@ class Notifier:
             if isinstance(value, dict) and "$sealed" in value:
                 context[name] = self._box.open(value["$sealed"])  # opened only here, at delivery
                 secrets.add(name)
-        return Notification(id=row["id"], kind=row["kind"], channel=Channel(row["channel"]),
+        return Notification(id=row["id"], kind=row["kind"], channel=row["channel"],
                             recipient=row["recipient"], carrier=row["carrier"], locale=row["locale"],
                             member_id=row["member_id"], context=context,
                             created_at=row["created_at"], secrets=frozenset(secrets))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.policy
 import re
 import time
 from pathlib import Path
@@ -34,17 +35,29 @@ def wait_for_mail(folder: Path, kind: str, count: int = 1, timeout: float = 20.0
     """The mail files of ``kind`` once ``count`` of them exist."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = sorted(folder.glob(f"*-{kind}-*.eml")) if folder.exists() else []
+        found = sorted(folder.glob(f"*_{kind}_*.eml")) if folder.exists() else []
         if len(found) >= count:
             return found
         time.sleep(0.05)
     raise AssertionError(f"no {count} {kind} mail file(s) in {folder} after {timeout} s")
 
 
+def plain_text(path: Path) -> str:
+    """The text/plain part of a mail file."""
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
 def token_in(path: Path) -> str:
-    """The activation (or reset) code written in a mail file, as a member reads it."""
-    message = email.message_from_bytes(path.read_bytes())
-    body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
-    match = re.search(r"code: ([A-Z2-7]{26})", body)
+    """The activation code written in a mail file, as a member reads it."""
+    body = plain_text(path)
+    match = re.search(r"^\s+([A-Z2-7]{26})\s*$", body, re.M)
     assert match, body
     return match.group(1)
+
+
+def member_of(path: Path, kind: str = "activation_token") -> str:
+    """The member id in a mail file's name (``<time>_<kind>_<channel>_<member>_<id>.eml``)."""
+    return path.name.split(f"_{kind}_", 1)[1].split("_")[1]

@@ -15,7 +15,13 @@ from sqlalchemy import Engine, select
 from engine.broker import DEAD_LETTER_QUEUE, ENROLLMENT_QUEUE, DeadLetterHeaders
 from engine.store.tables import audit_log
 from tests.integration.engine_harness import MllpConnection, RunningEngine, msa, running_engine
-from tests.integration.membership_support import ENROLL_RULES, registration, token_in, wait_for_mail
+from tests.integration.membership_support import (
+    ENROLL_RULES,
+    member_of,
+    registration,
+    token_in,
+    wait_for_mail,
+)
 from tests.integration.relay_support import Downstream, schema_for
 
 COMPONENTS = frozenset({"listen", "api", "relay", "enrollment", "notifier"})
@@ -67,7 +73,7 @@ def test_adt_enrolls_through_the_queue_and_the_token_activates(
     assert member_again["status"] == "rejected" and "already a pending member" in member_again["reason"]
 
     files = wait_for_mail(mail, "activation_token", count=2)
-    token = next(token_in(p) for p in files if _member(p) == enrolled.event["subject"])
+    token = next(token_in(p) for p in files if member_of(p) == enrolled.event["subject"])
     with httpx.Client(base_url=running.http, timeout=15) as http:
         done = http.post("/portal/activation", json={
             "token": token, "fields": {"ssn": "123-45-6789", "mothers_maiden_name": "Smith"},
@@ -79,10 +85,6 @@ def test_adt_enrolls_through_the_queue_and_the_token_activates(
     with pg_engine.connect() as c:
         actions = [r[0] for r in c.execute(select(audit_log.c.action).order_by(audit_log.c.id))]
     assert actions.count("member.enroll") == 2 and "member.activate" in actions
-
-
-def _member(path: Path) -> str:
-    return path.name.split("-activation_token-")[1].split("-email-")[0]
 
 
 @pytest.mark.parametrize(("body", "reason"), [

@@ -110,7 +110,8 @@ def test_config_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     good = tmp_path / "good.yaml"
     good.write_text(VALID)
     assert main(["config", "check", str(good)]) == 0
-    assert "valid (2 facilities, 1 senders, 3 routes)" in capsys.readouterr().out
+    assert "valid (2 facilities, 1 senders, 3 routes, 74 notification templates in 2 locales)" \
+        in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(VALID.replace("action: ignore}", "action: upsrt}"))
     assert main(["config", "check", str(bad)]) == 1

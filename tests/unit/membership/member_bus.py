@@ -43,7 +43,7 @@ class MemberBus:
                           audit=audit_member_event)
         self.handlers = MemberHandlers(MemberServices(
             policies=policies, clock=self.clock, ids=self.ids, random=CountingRandom(), box=self.box,
-            effects=effects))
+            effects=effects, channels=self.rules.notifications))
         self.bus = MessageBus(self.rules, self.clock, self.ids, self.handlers)
         self.uow = InMemoryUnitOfWork()
 

@@ -92,10 +92,18 @@ def test_point_of_care_without_an_address_asks_for_a_printed_activation() -> Non
 def test_text_and_email_preferences_send_on_both_channels() -> None:
     bus = MemberBus()
     bus.patient()
-    bus.enroll({"identifier": "NGH|100", "mobile": "+1 555 0100", "carrier": "att",
+    bus.enroll({"identifier": "NGH|100", "mobile": "+1 617 555 0100", "carrier": "verizon",
                 "communication": "email_and_text"})
-    channels = {(n.channel.value, n.recipient, n.carrier) for n in bus.uow.notifications.committed}
-    assert channels == {("email", "ann@example.org", None), ("sms", "+1 555 0100", "att")}
+    channels = {(n.channel, n.recipient, n.carrier) for n in bus.uow.notifications.committed}
+    assert channels == {("email", "ann@example.org", None), ("sms", "+1 617 555 0100", "verizon")}
+
+
+def test_text_needs_a_carrier_whose_gateway_still_delivers() -> None:
+    bus = MemberBus()
+    bus.patient()
+    with pytest.raises(PolicyRefused, match="carrier"):
+        bus.enroll({"identifier": "NGH|100", "mobile": "+1 617 555 0100", "carrier": "att",
+                    "communication": "text"})  # AT&T closed its gateway on 2025-06-17
 
 
 def test_activation_with_the_mailed_token() -> None:
