@@ -21,7 +21,7 @@ def test_the_demo_sends_the_feed_and_reads_the_mpi_with_its_own_staff_token(tmp_
     assert "GET /mpi/patients by identifier NGH|100234: 1 patient(s)" in out
     assert "GET /mpi/patients by identifier NGH|100999 (merged away): 1 patient(s)" in out
     assert "GET /workbench/audit: 6 entries, newest first" in out
-    assert "To: alex.sample@example.org  Subject: Activate your patient portal account" in out
+    assert "To: alex.sample@example.org  Subject: Activate your North General Patient Portal account" in out
     assert '-> 200 {"member_id"' in out and '"membership_status": "active"}' in out
     assert "(Registration Complete)" in out and "member.activate success" in out
     assert out.count("staff:demo") == 3 and "staff.add" in out
