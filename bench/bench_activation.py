@@ -93,7 +93,7 @@ def bare_hashing(runtime_hash: object, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
     url, drop = create_database()
     config = Path(f"/tmp/bench-activation-{os.getpid()}.yaml")

@@ -124,11 +124,18 @@ class MemberHandlers:
                        member=view_of(member) if member else None)
 
     def prefetch(self, commands: list[MemberCommand], uow: UnitOfWork) -> None:
+        """Load what a group of commands reads, in a few queries rather than a few per command."""
         identifiers = [Identifier(c.value, c.authority) for c in commands if isinstance(c, EnrollPatient)]
         if identifiers:
             uow.mpi.prefetch([], identifiers)
             patients = [r.patient_id for i in identifiers for r in uow.mpi.records_with_identifier(i)]
             uow.members.prefetch_patients(patients)
+        activations = [c for c in commands if isinstance(c, ActivateMember)]
+        if activations:
+            uow.members.prefetch_tokens([token_digest(c.token) for c in activations],
+                                        [c.username for c in activations])
+            found = (uow.members.by_token(token_digest(c.token)) for c in activations)
+            uow.mpi.prefetch_patients(m.patient_id for m in found if m is not None)
 
     # -- enrollment ---------------------------------------------------------------------------
 

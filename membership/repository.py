@@ -45,6 +45,9 @@ class MemberRepository(ABC):
     def prefetch_patients(self, patient_ids: Iterable[str]) -> None:  # noqa: B027 - optional hint
         """Hint: the members of these patients will be asked for."""
 
+    def prefetch_tokens(self, digests: Iterable[str], usernames: Iterable[str]) -> None:  # noqa: B027
+        """Hint: members will be asked for by these token digests and usernames."""
+
 
 class InMemoryMemberRepository(MemberRepository):
     """A complete repository in a dictionary."""

@@ -107,6 +107,10 @@ class SqlMpiRepository(MpiRepository):
         self._complete_idents.update(wanted_idents)
         self._absent_keys.update(k for k in wanted_keys if k not in self._by_key)
 
+    def prefetch_patients(self, patient_ids: Iterable[str]) -> None:
+        """Load the patients not in the map yet, in one query."""
+        self._load_patients([p for p in set(patient_ids) if p not in self._patients])
+
     # -- writes ---------------------------------------------------------------------------
 
     def add_record(self, record: SourceRecord) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, or_, select
 
 from engine.notifications import Notification, NotificationOutbox
 from engine.store.member_tables import members, notifications
@@ -34,6 +34,7 @@ class SqlMemberRepository(MemberRepository):
         self._by_id: dict[str, Member] = {}
         self._by_patient: dict[str, str | None] = {}
         self._patient_of: dict[str, str] = {}
+        self._absent: set[tuple[str, str]] = set()  # (column, value) known to match no member
         self._new: dict[str, Member] = {}
         self._dirty: dict[str, Member] = {}
 
@@ -57,23 +58,34 @@ class SqlMemberRepository(MemberRepository):
         self._load(members.c.patient_id.in_(wanted))
 
     def by_token(self, digest: str) -> Member | None:
-        return self._find(members.c.token_digest == digest,
+        return self._find("token_digest", digest,
                           lambda m: m.token is not None and m.token.digest == digest)
 
     def by_reset_token(self, digest: str) -> Member | None:
-        return self._find(members.c.reset_digest == digest,
+        return self._find("reset_digest", digest,
                           lambda m: m.reset is not None and m.reset.digest == digest)
 
     def by_username(self, username: str) -> Member | None:
         key = username.casefold()
-        return self._find(members.c.username_key == key,
+        return self._find("username_key", key,
                           lambda m: m.username is not None and m.username.casefold() == key)
 
-    def _find(self, where: Any, test: Any) -> Member | None:
+    def prefetch_tokens(self, digests: Iterable[str], usernames: Iterable[str]) -> None:
+        """Members by these token digests and usernames, in one query; misses remembered."""
+        digests, keys = set(digests), {u.casefold() for u in usernames}
+        if not digests and not keys:
+            return
+        self._load(or_(members.c.token_digest.in_(digests), members.c.username_key.in_(keys)))
+        found_digests = {m.token.digest for m in self._by_id.values() if m.token}
+        found_keys = {m.username.casefold() for m in self._by_id.values() if m.username}
+        self._absent.update(("token_digest", d) for d in digests - found_digests)
+        self._absent.update(("username_key", k) for k in keys - found_keys)
+
+    def _find(self, column: str, value: str, test: Any) -> Member | None:
         known = next((m for m in self._by_id.values() if test(m)), None)
-        if known is not None:
+        if known is not None or (column, value) in self._absent:
             return known
-        self._load(where)
+        self._load(members.c[column] == value)
         return next((m for m in self._by_id.values() if test(m)), None)
 
     def add(self, member: Member) -> None:

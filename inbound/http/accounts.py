@@ -26,9 +26,9 @@ def accounts_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
         """Enrollment status, membership status and since when (No and null for a patient who
         is not a member; 404 for an identifier the MPI does not know)."""
         authority, value = identifier.split("|", 1)
-        member = await deps.off_loop(deps.queries.by_identifier, authority, value)
+        member = await deps.read(deps.queries.by_identifier, authority, value)
         if member is None:
-            views = await deps.off_loop(deps.search.by_identifier, authority, value)
+            views = await deps.read(deps.search.by_identifier, authority, value)
             if not views:
                 raise HTTPException(404, f"no patient with identifier {identifier}")
             return {"identifier": identifier, "member_id": None, "enrollment_status": "No",

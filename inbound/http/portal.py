@@ -134,7 +134,12 @@ def portal_router(deps: PortalDependencies) -> APIRouter:
     validators = password_validators(deps.policies)
 
     async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+        """Slow hashing, on the hashing pool (as wide as the machine)."""
         return await asyncio.wrap_future(deps.pool.submit(fn, *args))
+
+    async def read(fn: Callable[..., T], *args: Any) -> T:
+        """A database read: on asyncio's default threads, so it never waits behind hashing."""
+        return await asyncio.to_thread(fn, *args)
 
     async def apply(command: Command) -> Outcome:
         try:
@@ -146,7 +151,7 @@ def portal_router(deps: PortalDependencies) -> APIRouter:
     async def activate(body: ActivationBody) -> dict[str, Any]:
         """Activate a pending account: token, passphrase and fields as the policy asks."""
         _check_activation(body, deps.policies, validators)
-        member = await off_loop(deps.queries.by_token, token_digest(body.token))
+        member = await read(deps.queries.by_token, token_digest(body.token))
         stored = member.passphrase_hash if member is not None else None
         password_hash = off_loop(deps.hashers.hash, body.password)
         passphrase_ok = (await off_loop(deps.hashers.check, body.passphrase or "", stored)).ok \
@@ -163,7 +168,7 @@ def portal_router(deps: PortalDependencies) -> APIRouter:
     @router.post("/sign-in")
     async def sign_in(body: SignInBody) -> dict[str, Any]:
         """Check a member's username and password (the hash is upgraded when the policy moved)."""
-        member = await off_loop(deps.queries.by_username, body.username)
+        member = await read(deps.queries.by_username, body.username)
         stored = member.password_hash if member is not None else None
         check = await off_loop(deps.hashers.check, body.password, stored or "x$")
         if member is None or stored is None or not check.ok:
@@ -185,7 +190,7 @@ def portal_router(deps: PortalDependencies) -> APIRouter:
             check_secret("the password", body.password, validators)
         except PolicyViolation as exc:
             raise _unprocessable(exc) from exc
-        member = await off_loop(deps.queries.by_reset_token, token_digest(body.token))
+        member = await read(deps.queries.by_reset_token, token_digest(body.token))
         history = member.password_history if member is not None else ()
         current = (member.password_hash,) if member is not None and member.password_hash else ()
         previous = (*current, *history)[:max(deps.policies.password.history, 1)]

@@ -43,14 +43,14 @@ def enrollment_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
         """Patients of the MPI with an Enrolled (Yes/No) column, to pick one to enroll."""
         if identifier:
             authority, _, value = identifier.rpartition("|")
-            views = await deps.off_loop(deps.search.by_identifier, authority or None, value, facility)
+            views = await deps.read(deps.search.by_identifier, authority or None, value, facility)
         elif family or birthdate:
             if birthdate and not _DATE.match(birthdate):
                 raise HTTPException(400, "birthdate must be YYYY, YYYY-MM or YYYY-MM-DD")
-            views = await deps.off_loop(deps.search.by_name_and_birth_date, family, birthdate, facility)
+            views = await deps.read(deps.search.by_name_and_birth_date, family, birthdate, facility)
         else:
             raise HTTPException(400, "give identifier=AUTHORITY|VALUE, or family and/or birthdate")
-        members = await deps.off_loop(deps.queries.by_patients, [v.patient.id for v in views])
+        members = await deps.read(deps.queries.by_patients, [v.patient.id for v in views])
         rows = []
         for view in views:
             member = members.get(view.patient.id)
@@ -83,7 +83,7 @@ def enrollment_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
         requests = body if isinstance(body, list) else [body]
         if len(requests) > MAX_BATCH:
             raise HTTPException(413, f"at most {MAX_BATCH} requests per call")
-        prepared: list[PreparedRequest] = await deps.off_loop(
+        prepared: list[PreparedRequest] = await deps.read(  # it waits for hashing on the pool
             deps.intake.prepare_many, [(r, deps.origin("x").control_id) for r in requests],
             mode=EnrollmentMode.AUTOMATED, actor=None, channel="http")
         ready = [r for r in prepared if r.command is not None]

@@ -86,23 +86,23 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
         patient_ids = None
         if identifier:
             authority, _, value = identifier.rpartition("|")
-            views = await deps.off_loop(deps.search.by_identifier, authority or None, value)
+            views = await deps.read(deps.search.by_identifier, authority or None, value)
             patient_ids = [v.patient.id for v in views]
         elif family or birthdate:
-            views = await deps.off_loop(deps.search.by_name_and_birth_date, family, birthdate)
+            views = await deps.read(deps.search.by_name_and_birth_date, family, birthdate)
             patient_ids = [v.patient.id for v in views]
-        page = await deps.off_loop(deps.queries.page, status, patient_ids, limit, offset)
+        page = await deps.read(deps.queries.page, status, patient_ids, limit, offset)
         return {"total": page.total, "members": [member_details(m) for m in page.members]}
 
     @router.get("/{member_id}")
     async def details(member_id: str, *, principal: StaffPrincipal = manager) -> dict[str, Any]:
-        member = await deps.off_loop(deps.queries.get, member_id)
+        member = await deps.read(deps.queries.get, member_id)
         if member is None:
             raise deps.not_found(f"member {member_id}")
         return member_details(member)
 
     async def answer(member_id: str) -> dict[str, Any]:
-        member = await deps.off_loop(deps.queries.get, member_id)
+        member = await deps.read(deps.queries.get, member_id)
         if member is None:  # pragma: no cover - the command just found it
             raise deps.not_found(f"member {member_id}")
         return member_details(member)

@@ -42,8 +42,13 @@ class MembershipHttp:
     clock: Clock
 
     async def off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking work (queries, hashing) on the pool, never on the event loop."""
+        """Run slow hashing work (a passphrase) on the hashing pool, never on the event loop."""
         return await asyncio.wrap_future(self.pool.submit(fn, *args, **kwargs))
+
+    @staticmethod
+    async def read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a database read on asyncio's default threads (never behind hashing work)."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     @staticmethod
     def origin(kind: str) -> MessageOrigin:
@@ -56,7 +61,7 @@ class MembershipHttp:
         try:
             return await self.apply(command)
         except EngineError as exc:
-            await self.off_loop(self.audit.append, AuditEntry(
+            await self.read(self.audit.append, AuditEntry(
                 actor=principal.actor, action=action, outcome="refused",
                 reason=f"{reason[:900]} | refused: {exc.reason[:900]}" if reason else exc.reason[:2000],
                 member_id=member_id))
