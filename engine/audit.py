@@ -21,12 +21,20 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.domain.durations import parse_duration
+from engine.limits import (
+    AUDIT_ACTION_CHARS,
+    AUDIT_ACTOR_CHARS,
+    AUDIT_OUTCOME_CHARS,
+    AUDIT_REASON_CHARS,
+)
+from mpi.limits import RECORD_ID_CHARS
 
 __all__ = ["AuditEntry", "AuditLog", "AuditRecord", "AuditTrail", "matches_filter", "parse_since"]
 
 #: Column widths of the ``audit_log`` table, checked when an entry is made.
-_LIMITS = {"actor": 200, "action": 64, "outcome": 16, "reason": 2000, "member_id": 64,
-           "patient_id": 64}
+_LIMITS = {"actor": AUDIT_ACTOR_CHARS, "action": AUDIT_ACTION_CHARS,
+           "outcome": AUDIT_OUTCOME_CHARS, "reason": AUDIT_REASON_CHARS,
+           "member_id": RECORD_ID_CHARS, "patient_id": RECORD_ID_CHARS}
 
 
 @dataclass(frozen=True, kw_only=True)

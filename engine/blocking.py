@@ -66,3 +66,4 @@ async def touch_while_alive(path: Path, alive: Callable[[], bool], stop: asyncio
             await asyncio.wait_for(stop.wait(), every)
         except TimeoutError:
             continue
+

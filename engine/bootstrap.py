@@ -11,14 +11,17 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from engine.audit import AuditLog
 from engine.blocking import Background, touch_while_alive
@@ -28,13 +31,15 @@ from engine.committer import GroupCommitter
 from engine.config import Settings
 from engine.domain.clock import Clock, IdSource, RandomIds, SystemClock
 from engine.enrollment_intake import EnrollmentIntake
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, RejectedMessage, StoreUnavailable, TransientFailure
 from engine.handlers import MessageBus
+from engine.limits import check_command
 from engine.member_effects import Effects, audit_member_event
 from engine.member_handlers import MemberHandlers, MemberServices
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
 from engine.secretbox import AesGcmBox, NoKeyBox, load_key
+from engine.shutdown import StopBudget, within
 from engine.staff import StaffDirectory
 from engine.store.audit import SqlAuditLog
 from engine.store.database import is_sqlite, open_database
@@ -47,6 +52,7 @@ from inbound.amqp_worker import Hl7QueueWorker
 from inbound.enrollment_queue import EnrollmentQueueConsumer
 from inbound.fhir import explain_fhir
 from inbound.hl7.explain import explain_hl7
+from inbound.hl7.files import pieces_of
 from inbound.hl7.receiver import Hl7Receiver
 from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
@@ -54,6 +60,7 @@ from inbound.http.fhir import FhirDependencies
 from inbound.http.portal import PortalDependencies
 from inbound.http.workbench.membership_deps import MembershipHttp
 from inbound.mllp import MllpServer
+from inbound.mllp_sender import Answer, FileToSend, MllpSender, SendFailed
 from membership.passwords import Hashers, hashers_for
 from membership.tokens import RandomSource, SecretBox, SystemRandom
 from mpi.search import MpiSearch
@@ -67,7 +74,7 @@ from outbound.tail import tail_events
 
 __all__ = ["COMPONENTS", "Runtime", "build_runtime", "check_notification_templates", "count_by_status",
            "dry_run", "explain_file", "http_app", "list_rows", "replay_outbox", "run_components",
-           "tail_events"]
+           "send_hl7_files", "tail_events", "upgrade_database"]
 
 log = logging.getLogger("portalbridge")
 
@@ -113,7 +120,10 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     ``needs_key=False`` is for commands that never seal a secret: no key is read or made.
     """
     rules = rules or load_rules(settings.config_path)
-    database = open_database(settings.database_url)
+    try:
+        database = open_database(settings.database_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
     box: SecretBox = NoKeyBox()
     if needs_key or settings.secret_key or settings.secret_key_file:
         box = AesGcmBox(load_key(settings.secret_key, settings.secret_key_file,
@@ -132,7 +142,7 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     writers = 1 if is_sqlite(database) else settings.writers
     committer = GroupCommitter(
         bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox, box=box, clock=clock),
-        classify=classify_store_error, writers=writers)
+        classify=classify_store_error, writers=writers, stall_seconds=settings.writer_stall_seconds)
     hashers = hashers_for(policies.password, random)
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hashing")
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
@@ -144,25 +154,56 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                    pool=pool)
 
 
-def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
-    if is_sqlite(database) and migrate_sqlite:
+def upgrade_database(settings: Settings) -> str:
+    """``portalbridge db upgrade``: migrate to the latest revision; the database's URL."""
+    try:
+        database = open_database(settings.database_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
+    try:
         upgrade(database)
-        return
-    head = pending_revision(database)
+        incomplete = pending_revision(database) is not None
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(_cannot_open(database, exc)) from None
+    finally:
+        database.dispose()
+    if incomplete:  # pragma: no cover - Alembic raises rather than stopping short
+        raise StoreUnavailable("the upgrade stopped before the latest schema revision")
+    return database.url.render_as_string(hide_password=True)
+
+
+def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
+    try:
+        if is_sqlite(database) and migrate_sqlite:
+            upgrade(database)
+            return
+        head = pending_revision(database)
+    except SQLAlchemyError as exc:  # unreachable, missing, or not ours to open: one line
+        raise StoreUnavailable(_cannot_open(database, exc)) from None
     if head is not None:
         raise ConfigurationError(
             f"the database schema is not at revision {head}: run `portalbridge db upgrade` first")
 
 
-def readiness(runtime: Runtime) -> dict[str, bool]:
-    """Each dependency of this process and whether it answers."""
+def _cannot_open(database: Engine, error: SQLAlchemyError) -> str:
+    cause = getattr(error, "orig", None) or error
+    reason = " ".join(str(cause).split("\n")[0].split()).removeprefix("connection failed: ")
+    if is_sqlite(database) and "unable to open" in reason:
+        reason += " (does its folder exist, and may this user write there?)"
+    url = database.url.render_as_string(hide_password=True)
+    return f"cannot open the database {url} (PORTALBRIDGE_DATABASE_URL): {reason}"
+
+
+def readiness(runtime: Runtime) -> dict[str, bool | str]:
+    """Each dependency of this process: True when it answers, else False or why not."""
     try:
         with runtime.database.connect() as conn:
             conn.execute(text("SELECT 1"))
         database_ok = True
     except Exception:  # noqa: BLE001 - any failure at all means "not ready"
         database_ok = False
-    return {"database": database_ok, "committer": runtime.committer.alive}
+    stall = runtime.committer.watchdog.problem()
+    return {"database": database_ok, "committer": runtime.committer.alive, "writer": stall or True}
 
 
 def metrics_text(runtime: Runtime, mllp: MllpServer | None) -> str:
@@ -198,8 +239,10 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 async def run_components(runtime: Runtime, components: frozenset[str], *,
                          stop: asyncio.Event | None = None,
-                         on_ready: Callable[[Runtime], None] | None = None) -> None:
-    """Run the asked-for components until ``stop`` is set (or SIGINT/SIGTERM)."""
+                         on_ready: Callable[[Runtime], None] | None = None,
+                         on_stopping: Callable[[], object] | None = None) -> None:
+    """Run the asked-for components until ``stop`` is set (or SIGINT/SIGTERM), then stop
+    them within ``shutdown_timeout`` seconds; ``on_stopping`` is called as stopping starts."""
     unknown = components - COMPONENTS
     if unknown:
         raise ConfigurationError(f"unknown component(s): {', '.join(sorted(unknown))}")
@@ -217,20 +260,20 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
         if "listen" in components:
             receiver = _hl7_receiver(runtime)
             mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes)
-            runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
+            try:
+                runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
+            except OSError as exc:
+                raise _cannot_listen("MLLP", settings.bind_host, settings.mllp_port, exc) from None
         if "api" in components:
             http, http_task = await _start_http(runtime, mllp)
         if on_ready is not None:
             on_ready(runtime)
         await stop.wait()
     finally:
-        if http is not None and http_task is not None:
-            http.should_exit = True
-            await http_task
-        if mllp is not None:
-            await mllp.stop()
-        await _stop_blocking(jobs, heartbeat)
-        await asyncio.to_thread(runtime.committer.stop)
+        if on_stopping is not None:
+            on_stopping()
+        await _shut_down(runtime, http=http, http_task=http_task, mllp=mllp, jobs=jobs,
+                         heartbeat=heartbeat)
     for job in jobs:
         if job.error is not None:
             raise job.error
@@ -255,11 +298,16 @@ def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
 
 async def _start_http(runtime: Runtime,
                       mllp: MllpServer | None) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
+    # uvicorn's records go through engine.logs (no logging config of its own); its chatter
+    # only at DEBUG, and never the access log (URLs carry query strings).
+    quiet = "debug" if runtime.settings.log_level == "DEBUG" else "warning"
     config = uvicorn.Config(http_app(runtime, mllp), host=runtime.settings.bind_host,
-                            port=runtime.settings.http_port, log_level="warning", access_log=False,
-                            lifespan="off")
+                            port=runtime.settings.http_port, log_level=quiet, access_log=False,
+                            lifespan="off", log_config=None)
     server = _EmbeddedUvicorn(config)
-    task = asyncio.get_running_loop().create_task(server.serve())
+    # Bound here, so that a port in use is one clear line rather than uvicorn's exit.
+    sock = _bound_socket("HTTP", runtime.settings.bind_host, runtime.settings.http_port)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()  # raises why it could not start (port in use, ...)
@@ -268,6 +316,24 @@ async def _start_http(runtime: Runtime,
     runtime.bound_ports["http"] = server.servers[0].sockets[0].getsockname()[1]
     log.info("HTTP API on %s:%d", runtime.settings.bind_host, runtime.bound_ports["http"])
     return server, task
+
+
+def _bound_socket(what: str, host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise _cannot_listen(what, host, port, exc) from None
+    return sock
+
+
+def _cannot_listen(what: str, host: str, port: int, error: OSError) -> ConfigurationError:
+    setting = f"PORTALBRIDGE_{what}_PORT"
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    return ConfigurationError(f"cannot listen for {what} on {host}:{port}: {reason.lower()} "
+                              f"(set {setting} to a free port, or stop what holds this one)")
 
 
 def _start_blocking(runtime: Runtime, components: frozenset[str],
@@ -337,10 +403,24 @@ def _start_heartbeat(runtime: Runtime, jobs: list[Background],
         path, lambda: runtime.committer.alive and all(job.alive for job in jobs), stop))
 
 
-async def _stop_blocking(jobs: list[Background], heartbeat: asyncio.Task[None] | None) -> None:
+async def _shut_down(runtime: Runtime, *, http: _EmbeddedUvicorn | None,
+                     http_task: asyncio.Task[None] | None, mllp: MllpServer | None,
+                     jobs: list[Background], heartbeat: asyncio.Task[None] | None) -> None:
+    """Stop in order, each step given what is left of the shutdown budget: a stuck writer or
+    an unreachable broker is left behind (daemon threads) rather than waited for."""
+    budget = StopBudget(runtime.settings.shutdown_timeout)
+    log.info("stopping (at most %g s)", budget.timeout)
+    left = budget.left
+    if http is not None and http_task is not None:
+        http.should_exit = True
+        if not await within(asyncio.shield(http_task), left()):
+            http.force_exit = True  # requests waiting for a stuck writer are not waited for
+    if mllp is not None:
+        await within(mllp.stop(), left())
     if heartbeat is not None:
         heartbeat.cancel()
-    await asyncio.gather(*(asyncio.to_thread(job.stop) for job in jobs))
+    await asyncio.gather(*(asyncio.to_thread(job.stop, left()) for job in jobs))
+    await asyncio.to_thread(runtime.committer.stop, left())
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -354,6 +434,7 @@ def _stop_on_signals() -> asyncio.Event:
 
 def dry_run(runtime: Runtime, command: Command) -> Outcome:
     """Apply ``command`` in a transaction that is rolled back: real effects, none kept."""
+    check_command(command)
     try:
         with SqlUnitOfWork(runtime.database, clock=runtime.clock) as uow:
             runtime.bus.prefetch([command], uow)
@@ -365,9 +446,31 @@ def dry_run(runtime: Runtime, command: Command) -> Outcome:
 def explain_file(runtime: Runtime, raw: bytes) -> tuple[list[str], bool]:
     """``route explain`` for one file's bytes: a JSON object is FHIR, anything else HL7 v2."""
     if raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
-        return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c))
+        return explain_fhir(raw, runtime.rules, lambda c: dry_run(runtime, c), runtime.search,
+                            runtime.ids)
     return explain_hl7(raw, runtime.router, runtime.rules.hl7, lambda c: dry_run(runtime, c),
                        validate=validate_structure)
+
+
+def send_hl7_files(paths: list[Path], host: str, port: int, *, connections: int, timeout: float,
+                   attempts: int, on_message: Callable[[Answer], None],
+                   on_total: Callable[[int], None]) -> tuple[list[Answer], int]:
+    """``portalbridge send``: the files' messages over MLLP, exactly as stored; the answers,
+    and how many messages there were."""
+    files: list[FileToSend] = []
+    for path in paths:
+        try:
+            files.append(FileToSend(path, pieces_of(path.read_bytes())))
+        except OSError as exc:
+            raise RejectedMessage(f"{path}: cannot read ({exc.strerror})") from None
+    total = sum(len(p.headers) or 1 for f in files for p in f.pieces)
+    on_total(total)
+    sender = MllpSender(host, port, connections=connections, timeout=timeout, attempts=attempts,
+                        on_message=on_message)
+    try:
+        return asyncio.run(sender.send(files)), total
+    except SendFailed as exc:
+        raise TransientFailure(str(exc)) from None
 
 
 def check_notification_templates(rules: RoutingRules) -> tuple[int, list[str]]:

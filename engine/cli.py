@@ -10,11 +10,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from engine.cli_help import STORE_SETTINGS, settings_epilog
+from engine.cli_send import add_send_command
 from engine.cli_staff import add_audit_command, add_staff_commands
-from engine.config import Settings
+from engine.config import Settings, setting_names
 from engine.errors import ConfigurationError, RejectedMessage, TransientFailure
+from engine.logs import configure_logging
 from engine.rules import load_rules
 
 __all__ = ["main"]
@@ -30,26 +34,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = Settings.from_environment()
-        _configure_logging(settings.log_level)
+        configure_logging(settings.log_level)
         result: int = args.run(args, settings)
         return result
     except ConfigurationError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
-        return 1
+        # `config check` answers "invalid" with 1; for every other command it cannot start.
+        return int(getattr(args, "invalid_exit", 2))
     except RejectedMessage as exc:  # the operator's request is refused as given
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except TransientFailure as exc:
+    except TransientFailure as exc:  # the database or the broker cannot be reached at start
         print(f"error: {exc.reason}", file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         return 130
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="portalbridge", description=(
-        "Patient-portal integration engine: HL7 v2 and FHIR in, MPI cache, status events out."))
+    parser = argparse.ArgumentParser(
+        prog="portalbridge", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Patient-portal integration engine: HL7 v2 and FHIR in, MPI cache, status "
+        "events out.", epilog=settings_epilog(setting_names()))
+    parser.add_argument("--version", action="version", version=f"portalbridge {_version()}")
     sub = parser.add_subparsers(metavar="COMMAND")
     for name, components, text in (
         ("serve", "listen,api,relay,enrollment,notifier",
@@ -61,10 +69,11 @@ def _parser() -> argparse.ArgumentParser:
          "automated-enrollment requests)"),
         ("notifier", "notifier", "run the notifier only (deliver notifications to members)"),
     ):
-        cmd = sub.add_parser(name, help=text, description=text)
+        cmd = sub.add_parser(name, help=text, description=text, epilog=settings_epilog(setting_names()))
         cmd.set_defaults(run=_serve, components=frozenset(components.split(",")))
     demo = sub.add_parser("demo", help="serve on a scratch database, send the bundled sample "
-                          "feed over MLLP and print the resulting MPI records")
+                          "feed over MLLP and print the resulting MPI records",
+                          epilog=settings_epilog(("PORTALBRIDGE_CONFIG", "PORTALBRIDGE_LOG_LEVEL")))
     demo.add_argument("--keep", action="store_true", help="keep the scratch database folder")
     demo.set_defaults(run=_demo)
     _config_commands(sub)
@@ -74,22 +83,32 @@ def _parser() -> argparse.ArgumentParser:
     _events_commands(sub)
     add_staff_commands(sub)
     add_audit_command(sub)
+    add_send_command(sub)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("portalbridge")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
 
 
 def _config_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     config = sub.add_parser("config", help="work with routing.yaml")
     config_sub = config.add_subparsers(metavar="ACTION", required=True)
-    check = config_sub.add_parser("check", help="validate a routing file (exit 0 valid, 1 not)")
+    check = config_sub.add_parser("check", help="validate a routing file (exit 0 valid, 1 not)",
+                                  epilog=settings_epilog(("PORTALBRIDGE_CONFIG",)))
     check.add_argument("file", nargs="?", type=Path, help="default: $PORTALBRIDGE_CONFIG")
-    check.set_defaults(run=_config_check)
+    check.set_defaults(run=_config_check, invalid_exit=1)
 
 
 def _route_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     route = sub.add_parser("route", help="routing tools")
     route_sub = route.add_subparsers(metavar="ACTION", required=True)
     explain = route_sub.add_parser("explain", help="dry run of one message file: how it is read, "
-                                   "which route takes it and what would change (nothing is kept)")
+                                   "which route takes it and what would change (nothing is kept)",
+                                   epilog=settings_epilog(STORE_SETTINGS))
     explain.add_argument("file", type=Path)
     explain.set_defaults(run=_route_explain)
 
@@ -97,19 +116,22 @@ def _route_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _db_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(metavar="ACTION", required=True)
-    up = db_sub.add_parser("upgrade", help="apply the Alembic migrations")
+    up = db_sub.add_parser("upgrade", help="apply the Alembic migrations",
+                           epilog=settings_epilog(("PORTALBRIDGE_DATABASE_URL", "PORTALBRIDGE_LOG_LEVEL")))
     up.set_defaults(run=_db_upgrade)
 
 
 def _outbox_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     box = sub.add_parser("outbox", help="status events waiting to be published")
     box_sub = box.add_subparsers(metavar="ACTION", required=True)
-    show = box_sub.add_parser("list", help="count the rows by status; list the dead (or --status) ones")
+    show = box_sub.add_parser("list", help="count the rows by status; list the dead (or --status) ones",
+                              epilog=settings_epilog(STORE_SETTINGS))
     show.add_argument("--dead", action="store_true", help="list rows the broker refused too often")
     show.add_argument("--status", help="list rows in this status: pending, sent, unrouted, dead")
     show.add_argument("--limit", type=int, default=100, help="at most this many rows (default 100)")
     show.set_defaults(run=_outbox_list)
-    again = box_sub.add_parser("replay", help="publish rows again, with their event ids unchanged")
+    again = box_sub.add_parser("replay", help="publish rows again, with their event ids unchanged",
+                               epilog=settings_epilog(STORE_SETTINGS))
     again.add_argument("ids", nargs="*", metavar="ID", help="an outbox row id or an event id")
     again.add_argument("--all-dead", action="store_true", help="every dead row")
     again.add_argument("--all-unrouted", action="store_true", help="every row no queue took")
@@ -120,20 +142,12 @@ def _events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     events = sub.add_parser("events", help="status events")
     events_sub = events.add_subparsers(metavar="ACTION", required=True)
     tail = events_sub.add_parser("tail", help="print status events as they are published, "
-                                 "one CloudEvent (JSON) a line")
+                                 "one CloudEvent (JSON) a line",
+                                 epilog=settings_epilog((*STORE_SETTINGS, "PORTALBRIDGE_BROKER_URL")))
     tail.add_argument("--last", type=int, default=10,
                       help="embedded broker: first print the last N published events (default 10)")
     tail.add_argument("--count", type=int, help="exit after this many events")
     tail.set_defaults(run=_events_tail)
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic narrates every plugin it loads; its warnings are what an operator needs.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # fontTools narrates every glyph subset of a printed letter.
-    logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -141,11 +155,13 @@ def _configure_logging(level: str) -> None:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime, run_components
+    from engine.shutdown import exit_after
 
     runtime = build_runtime(settings)
     log.info("portalbridge %s: database %s, rules %s", ",".join(sorted(args.components)),
              runtime.database.url.render_as_string(hide_password=True), settings.config_path)
-    _run(run_components(runtime, args.components))
+    _run(run_components(runtime, args.components,
+                        on_stopping=lambda: exit_after(settings.shutdown_timeout)))
     return 0
 
 
@@ -200,13 +216,9 @@ def _explain_database(settings: Settings) -> tuple[Settings, str]:
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.store.database import open_database
-    from engine.store.migrate import pending_revision, upgrade
+    from engine.bootstrap import upgrade_database
 
-    database = open_database(settings.database_url)
-    upgrade(database)
-    print(f"database {database.url.render_as_string(hide_password=True)} is at the latest "
-          f"schema revision" if pending_revision(database) is None else "upgrade incomplete")
+    print(f"database {upgrade_database(settings)} is at the latest schema revision")
     return 0
 
 
@@ -239,7 +251,6 @@ def _events_tail(args: argparse.Namespace, settings: Settings) -> int:
     import threading
 
     from engine.bootstrap import build_runtime, tail_events
-    from engine.errors import TransientFailure
 
     runtime = build_runtime(settings, needs_key=False)
     try:

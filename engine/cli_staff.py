@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from engine.cli_help import STORE_SETTINGS, settings_epilog
 from engine.config import Settings
 from engine.errors import RejectedMessage
 from engine.staff import Role
@@ -37,15 +38,17 @@ def add_staff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     staff = sub.add_parser("staff", help="staff members: bearer tokens with roles")
     staff_sub = staff.add_subparsers(metavar="ACTION", required=True)
     add = staff_sub.add_parser("add", help="add a staff member and print its token once, alone "
-                               "on the last line of standard output")
+                               "on the last line of standard output", epilog=settings_epilog(STORE_SETTINGS))
     add.add_argument("name", help="unique for good: names are never reused")
     add.add_argument("--role", action="append", required=True, metavar="ROLE",
                      help=f"any case; repeat for several: {_ROLES}")
     add.add_argument("--reason", default="", help="why (written to the audit log)")
     add.set_defaults(run=_staff_add)
-    show = staff_sub.add_parser("list", help="every staff member: id, name, roles, created, revoked")
+    show = staff_sub.add_parser("list", help="every staff member: id, name, roles, created, revoked",
+                                epilog=settings_epilog(STORE_SETTINGS))
     show.set_defaults(run=_staff_list)
-    revoke = staff_sub.add_parser("revoke", help="revoke a staff member's token, at once")
+    revoke = staff_sub.add_parser("revoke", help="revoke a staff member's token, at once",
+                                  epilog=settings_epilog(STORE_SETTINGS))
     revoke.add_argument("who", metavar="NAME|ID")
     revoke.add_argument("--reason", required=True, help="why (written to the audit log)")
     revoke.set_defaults(run=_staff_revoke)
@@ -54,7 +57,7 @@ def add_staff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 def add_audit_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help="print the audit log, newest first, one tab-separated "
                            "line per entry: id, time, actor, action, outcome, member, patient, "
-                           "reason, detail")
+                           "reason, detail", epilog=settings_epilog(STORE_SETTINGS))
     audit.add_argument("--member", metavar="ID", help="entries about this member id")
     audit.add_argument("--actor", help="staff:NAME, cli:LOGIN, ...; a trailing * matches a prefix")
     audit.add_argument("--action", help="staff.add, mpi.read, ...; a trailing * matches a prefix")

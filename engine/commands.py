@@ -53,11 +53,19 @@ class UpsertPatientRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordMerge:
-    """Merge ``prior`` into ``survivor`` (both of the same facility)."""
+    """Merge ``prior`` into ``survivor`` (both of the same facility).
+
+    ``prior_identifiers``: every identifier the sender gave the non-surviving record (all of
+    MRG-1's repetitions); the facility's records under any of them are merged, and when
+    there is none they are remembered for the survivor. ``group`` is the merge's position in
+    its message (the n-th PID/MRG group), so a refusal can point at it.
+    """
 
     survivor: RecordKey
     prior: RecordKey
     update: DemographicsUpdate
+    prior_identifiers: tuple[Identifier, ...] = ()
+    group: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,11 +78,12 @@ class MergePatientRecords:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IdentifierChange:
-    """Re-key a record from ``old`` to ``new`` (A47)."""
+    """Re-key a record from ``old`` to ``new`` (A47); ``group`` as in ``RecordMerge``."""
 
     old: RecordKey
     new: RecordKey
     update: DemographicsUpdate
+    group: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "setting_names"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
@@ -34,6 +34,8 @@ class Settings:
     secret_key: str | None = None  # 32 bytes, base64: seals tokens and notification secrets
     secret_key_file: Path | None = None
     working_folder: Path = Path()  # where an embedded installation keeps its generated key
+    writer_stall_seconds: float = 30.0  # a writer busy longer on one group fails readiness
+    shutdown_timeout: float = 10.0  # seconds from SIGTERM to exit, stuck or not
     #: Where notifications go: file://FOLDER, smtp://..., smtps://... It may hold the SMTP
     #: password, so it is left out of the settings' repr.
     mail_url: str = field(default=DEFAULT_MAIL_URL, repr=False)
@@ -48,9 +50,9 @@ class Settings:
         env = os.environ if environ is None else environ
         folder = cwd or Path.cwd()
         return cls(
-            database_url=env.get("PORTALBRIDGE_DATABASE_URL")
+            database_url=_url(env, "PORTALBRIDGE_DATABASE_URL", _DATABASE_SCHEMES)
             or f"sqlite:///{folder / DEFAULT_DATABASE_FILE}",
-            broker_url=env.get("PORTALBRIDGE_BROKER_URL") or IN_PROCESS_BROKER,
+            broker_url=_url(env, "PORTALBRIDGE_BROKER_URL", _BROKER_SCHEMES) or IN_PROCESS_BROKER,
             config_path=Path(env.get("PORTALBRIDGE_CONFIG") or folder / "routing.yaml"),
             mllp_port=_port(env, "PORTALBRIDGE_MLLP_PORT", 2575),
             http_port=_port(env, "PORTALBRIDGE_HTTP_PORT", 8080),
@@ -65,8 +67,53 @@ class Settings:
             secret_key_file=Path(env["PORTALBRIDGE_SECRET_KEY_FILE"])
             if env.get("PORTALBRIDGE_SECRET_KEY_FILE") else None,
             working_folder=folder,
+            writer_stall_seconds=_seconds(env, "PORTALBRIDGE_WRITER_STALL_SECONDS", 30.0),
+            shutdown_timeout=_seconds(env, "PORTALBRIDGE_SHUTDOWN_TIMEOUT", 10.0),
             mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,
         )
+
+
+#: URL schemes each setting accepts, and what to write instead of anything else.
+_DATABASE_SCHEMES = (("sqlite", "postgresql", "postgresql+psycopg", "postgres"),
+                     "sqlite:///FILE or postgresql://USER@HOST:5432/DATABASE")
+_BROKER_SCHEMES = (("memory", "amqp", "amqps", "pyamqp"), "memory:// or amqp://USER:PASSWORD@HOST:5672/VHOST")
+
+
+def _url(env: Mapping[str, str], name: str, accepted: tuple[tuple[str, ...], str]) -> str:
+    raw = env.get(name) or ""
+    if raw:
+        scheme, colon, _ = raw.partition(":")
+        if not colon or scheme.lower() not in accepted[0]:
+            raise ConfigurationError(f"{name}: unsupported URL scheme '{scheme if colon else raw}' "
+                                     f"(use {accepted[1]})")
+    return raw
+
+
+class _Recorder(dict[str, str]):
+    """An empty environment that remembers which names were looked up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.append(key)
+        return default
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.append(key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.append(str(key))
+        return False
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable ``Settings.from_environment`` reads, in the order read."""
+    recorder = _Recorder()
+    Settings.from_environment(recorder, Path("."))
+    return tuple(dict.fromkeys(recorder.asked))
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
@@ -79,6 +126,19 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name}: {raw!r} is not a whole number") from None
     if value < 1:
         raise ConfigurationError(f"{name}: {value} must be at least 1")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}: {raw!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"{name}: {raw} must be a positive number of seconds")
     return value
 
 

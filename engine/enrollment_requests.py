@@ -20,7 +20,7 @@ import re
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.commands import MessageOrigin, Outcome, SavePatientResource, UpsertPatientRecord
 from engine.domain.clock import IdSource
@@ -31,10 +31,11 @@ from engine.rules import RoutingRules
 from engine.uow import OutboxMessage, UnitOfWork
 from membership.model import Communication
 from membership.policies import EnrollmentMode
+from mpi.limits import unstorable_reason
 from mpi.model import Demographics
 
 __all__ = ["ENROLLMENT_REQUEST_KEY", "ENROLLMENT_SENDER", "EnrollmentRequest", "EnrollmentTrigger",
-           "enrollment_command", "parse_request", "reply_body", "reply_for"]
+           "enrollment_command", "parse_request", "reply_body", "reply_for", "storable_strings"]
 
 #: Outbox routing key of enrollment requests: the relay sends them to the request queue.
 ENROLLMENT_REQUEST_KEY = "enrollment.request"
@@ -44,10 +45,22 @@ _IDENTIFIER = r"^[^|]{1,200}\|[^|]{1,200}$"
 _MOBILE = re.compile(r"^\+?[0-9 ().-]{4,32}$")
 
 
+def storable_strings(data: Any) -> Any:
+    """Refuse a NUL or a lone surrogate in any string value: no database stores them, and a
+    request failing at commit would be retried forever instead of answered."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            reason = unstorable_reason(value) if isinstance(value, str) else None
+            if reason is not None:
+                raise ValueError(f"{key} {reason}")
+    return data
+
+
 class EnrollmentRequest(BaseModel):
     """One request, validated (unknown keys refused; every length within its column)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    _storable = model_validator(mode="before")(storable_strings)
 
     request_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     identifier: Annotated[str, Field(pattern=_IDENTIFIER)]

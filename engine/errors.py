@@ -41,6 +41,7 @@ __all__ = [
     "StoreUnavailable",
     "TransientFailure",
     "UnroutableMessage",
+    "in_occurrence",
 ]
 
 
@@ -149,3 +150,17 @@ class ConfigurationError(EngineError):
     def __init__(self, reason: str, problems: tuple[str, ...] = ()) -> None:
         super().__init__(reason)
         self.problems = problems or (reason,)
+
+
+def in_occurrence(error: RejectedMessage, occurrence: int) -> RejectedMessage:
+    """``error`` with its location moved to the ``occurrence``-th segment of its name.
+
+    Locations name a segment (``PID-7``, ``MRG-1``); in a message with several patient
+    groups ``PID[3]-7`` is the third PID (HL7 ERR: ``PID^3^7``). The first needs no mark.
+    """
+    location = error.location or ""
+    if occurrence > 1 and len(location) >= 3 and location[3:4] in ("", "-"):
+        error.location = f"{location[:3]}({occurrence}){location[3:]}"
+        if error.reason.startswith(location):  # "PID-7 is not a date" names the place too
+            error.reason = error.location + error.reason[len(location):]
+    return error

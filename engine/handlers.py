@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +26,15 @@ from engine.commands import (
 from engine.domain.clock import Clock, IdSource
 from engine.domain.events import MpiRecordChanged
 from engine.enrollment_requests import EnrollmentTrigger
-from engine.errors import Conflict, EngineError, InvalidMessage, NotFound, PreconditionFailed
+from engine.errors import (
+    Conflict,
+    EngineError,
+    InvalidMessage,
+    NotFound,
+    PreconditionFailed,
+    RejectedMessage,
+    in_occurrence,
+)
 from engine.member_commands import MemberCommand
 from engine.member_handlers import MemberHandlers
 from engine.rules import RoutingRules
@@ -36,6 +45,7 @@ from mpi.errors import (
     InvalidIndexOperation,
     MpiError,
     RecordExists,
+    SeveralRecords,
     UnknownRecord,
     VersionConflict,
 )
@@ -70,15 +80,27 @@ def upsert_patient_record(command: UpsertPatientRecord, ctx: _Context) -> Applie
 def merge_patient_records(command: MergePatientRecords, ctx: _Context) -> Applied:
     changes: list[PatientChange] = []
     for merge in command.merges:
-        changes.extend(ctx.index.merge(merge.survivor, merge.prior, merge.update))
+        with _in_group(merge.group):
+            changes.extend(ctx.index.merge(merge.survivor, merge.prior, merge.update,
+                                           merge.prior_identifiers))
     return Applied(_last_per_patient(changes))
 
 
 def change_patient_identifier(command: ChangePatientIdentifier, ctx: _Context) -> Applied:
     changes: list[PatientChange] = []
     for change in command.changes:
-        changes.extend(ctx.index.change_identifier(change.old, change.new, change.update))
+        with _in_group(change.group):
+            changes.extend(ctx.index.change_identifier(change.old, change.new, change.update))
     return Applied(_last_per_patient(changes))
+
+
+@contextmanager
+def _in_group(group: int) -> Iterator[None]:
+    """An index refusal about the n-th PID/MRG group of a message, located in that group."""
+    try:
+        yield
+    except MpiError as exc:
+        raise in_occurrence(_MPI_ERRORS[type(exc)](exc.reason), group) from exc
 
 
 def save_patient_resource(command: SavePatientResource, ctx: _Context) -> Applied:
@@ -146,9 +168,10 @@ def _last_per_patient(changes: list[PatientChange]) -> list[PatientChange]:
     return list(combined.values())
 
 
-_MPI_ERRORS: dict[type[MpiError], Callable[[str], Exception]] = {
+_MPI_ERRORS: dict[type[MpiError], Callable[[str], RejectedMessage]] = {
     UnknownRecord: lambda reason: NotFound(reason, "MRG-1"),
     IdentifierInUse: lambda reason: Conflict(reason, "PID-3"),
+    SeveralRecords: lambda reason: Conflict(reason, "PID-3"),
     InvalidIndexOperation: lambda reason: InvalidMessage(reason, "MRG-1", code="102"),
     RecordExists: lambda reason: Conflict(reason, "Patient.identifier"),
     VersionConflict: lambda reason: PreconditionFailed(reason, "If-Match"),

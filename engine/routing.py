@@ -31,6 +31,10 @@ class RouteDecision:
     explanation: tuple[str, ...]
     #: Maps authority names (namespace, OID, FHIR system) to routing.yaml's authority code.
     canonical_authority: Callable[..., str]
+    #: The facility's authorities for choosing record keys, most preferred first.
+    key_authorities: tuple[str, ...] = ()
+    #: The route as an analyst finds it in routing.yaml: ``routes[3] (other ADT events)``.
+    label: str = ""
 
 
 class Router:
@@ -49,7 +53,8 @@ class Router:
                 why_route = (f"{label} matched {request.message_type}^{request.trigger} "
                              f"-> {route.action.value}")
                 return RouteDecision(route, facility, (why_facility, why_sender, why_route),
-                                     self._rules.canonical_authority)
+                                     self._rules.canonical_authority,
+                                     self._rules.key_authorities(facility), label)
         raise self._no_route(request, facility)
 
     def _facility(self, request: RouteRequest) -> tuple[Facility, str]:
@@ -60,9 +65,24 @@ class Router:
                 return facility, why
         shown = next((c for c in request.sender_facility if c), "")
         if not shown:
-            raise UnroutableMessage("MSH-4 (sending facility) is required", "MSH-4", code="101")
+            return self._facility_of_application(request)
         raise UnroutableMessage(
             f"sending facility '{shown}' is not a facility in routing.yaml", "MSH-4", code="103")
+
+    def _facility_of_application(self, request: RouteRequest) -> tuple[Facility, str]:
+        """MSH-4 is empty (legal in v2): the facility a sender entry says MSH-3 stands for."""
+        app = request.sender_application
+        for index, sender in enumerate(self._rules.senders):
+            if sender.accept_without_msh4 and sender.application.upper() == app.upper():
+                facility = self._rules.facility(sender.facility)
+                if facility is not None:
+                    return facility, (f"MSH-4 is empty: senders[{index}] takes application "
+                                      f"'{app}' as facility {facility.code} (tier {facility.tier})")
+        shown = app or "(empty MSH-3)"
+        raise UnroutableMessage(
+            f"MSH-4 (sending facility) is empty; to accept application '{shown}' without it, "
+            f"add to routing.yaml senders: {{application: {shown}, facility: <code>, "
+            "accept_without_msh4: true}", "MSH-4", code="101")
 
     def _accept_sender(self, request: RouteRequest, facility: Facility) -> str:
         senders = self._rules.senders

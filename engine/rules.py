@@ -16,11 +16,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import ConfigurationError
+from engine.limits import SENDER_CHARS
 from engine.membership_rules import EnrollRule, MembershipRules
 from engine.notification_rules import NotificationRules
+from mpi.limits import AUTHORITY_CHARS, FACILITY_CHARS
 
 __all__ = [
     "EVENT_TYPES",
+    "MERGE_TRIGGERS",
     "Action",
     "Authority",
     "EventRules",
@@ -42,6 +45,11 @@ EventType = Literal["mpi.changed", "member.enrolled", "member.activated", "membe
 #: Status-change event types (routing keys) the engine knows how to publish.
 EVENT_TYPES: tuple[EventType, ...] = ("mpi.changed", "member.enrolled", "member.activated",
                                       "member.deactivated", "member.reactivated")
+
+
+#: ADT triggers that merge patient records (HL7 v2 chapter 3): a route must apply them with
+#: ``merge_patients`` or refuse them, never acknowledge them while applying nothing.
+MERGE_TRIGGERS = frozenset({"A18", "A30", "A34", "A35", "A36", "A39", "A40"})
 
 
 class Action(StrEnum):
@@ -69,11 +77,15 @@ def _as_codes(value: Any) -> Any:
 class Facility(_Strict):
     """A facility that sends patient data, and how much its demographics are trusted."""
 
-    code: Annotated[str, Field(min_length=1, max_length=64)]
+    code: Annotated[str, Field(min_length=1, max_length=FACILITY_CHARS)]
     name: str = ""
     tier: Annotated[int, Field(ge=0)]
-    assigning_authority: str = ""  # used when an identifier names no authority
+    # used when an identifier names no authority
+    assigning_authority: Annotated[str, Field(max_length=AUTHORITY_CHARS)] = ""
     aliases: tuple[str, ...] = ()  # other MSH-4 values or FHIR identifiers for this facility
+    #: Authorities whose identifiers may key this facility's records, most preferred first,
+    #: after its own assigning authority (see ``mpi.keys``).
+    authority_preference: tuple[str, ...] = ()
 
     @property
     def default_authority(self) -> str:
@@ -81,10 +93,21 @@ class Facility(_Strict):
 
 
 class Sender(_Strict):
-    """An accepted sender: MSH-3 sending application at a facility (``*`` for any)."""
+    """An accepted sender: MSH-3 sending application at a facility (``*`` for any).
+
+    ``accept_without_msh4``: MSH-4 is optional in HL7 v2; a message from this application
+    with an empty MSH-4 is then taken as coming from ``facility``.
+    """
 
     application: str = "*"
     facility: str
+    accept_without_msh4: bool = False
+
+    @model_validator(mode="after")
+    def _named_application(self) -> Sender:
+        if self.accept_without_msh4 and self.application in ("", "*"):
+            raise ValueError("accept_without_msh4 needs a named application (MSH-3), not '*'")
+        return self
 
 
 class Match(_Strict):
@@ -115,6 +138,9 @@ class Route(_Strict):
     action: Action
     reason: str = ""  # told to the sender on ``reject`` (and ``ignore``)
     strict: bool = False  # validate the message structure with hl7apy before applying
+    #: A segment name found as a whole field (``|||PV1|1|O``: a lost segment separator):
+    #: ``refuse`` answers AR at that field; ``split`` cuts the segments apart and warns.
+    glued_segments: Literal["refuse", "split"] = "refuse"
     enroll: EnrollRule | None = None  # automated enrollment of the patients it stores
 
     @model_validator(mode="after")
@@ -134,7 +160,7 @@ class Authority(_Strict):
     authority, so the same MRN sent as HL7 and as FHIR finds the same patient.
     """
 
-    code: Annotated[str, Field(min_length=1, max_length=200)]
+    code: Annotated[str, Field(min_length=1, max_length=AUTHORITY_CHARS)]
     aliases: tuple[str, ...] = ()
 
 
@@ -145,7 +171,8 @@ class FhirClient(_Strict):
     fast hash is enough; they are compared in constant time).
     """
 
-    name: Annotated[str, Field(min_length=1)]
+    # Its writes are stored under the sender "fhir:<name>".
+    name: Annotated[str, Field(min_length=1, max_length=SENDER_CHARS - len("fhir:"))]
     token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     facility: str
 
@@ -201,9 +228,11 @@ class RoutingRules(_Strict):
         problems += [f"fhir.clients[{i}].facility: unknown facility '{c.facility}'"
                      for i, c in enumerate(self.fhir.clients) if c.facility not in known]
         problems += _authority_problems(self.authorities)
+        problems += _sender_problems(self.senders)
         for i, route in enumerate(self.routes):
             problems += [f"routes[{i}].match.facility: unknown facility '{code}'"
                          for code in route.match.facility if code != "*" and code not in known]
+            problems += _merge_route_problems(i, route)
         if self.fhir.enroll is not None:
             problems += [f"fhir.enroll.facilities: unknown facility '{code}'"
                          for code in self.fhir.enroll.facilities if code != "*" and code not in known]
@@ -229,6 +258,13 @@ class RoutingRules(_Strict):
             if code:
                 return code
         return next((_strip_oid(n) for n in names if n), "")
+
+    def key_authorities(self, facility: Facility) -> tuple[str, ...]:
+        """The authorities a facility's record keys are chosen from, most preferred first:
+        its own assigning authority, then its ``authority_preference``, as authority codes."""
+        names = (facility.default_authority, *facility.authority_preference)
+        found = [self.canonical_authority(name) for name in names]
+        return tuple(dict.fromkeys((facility.default_authority, *found)))
 
     def _authority_index(self) -> Mapping[str, str]:
         index: dict[str, str] | None = self.__dict__.get("_authority_cache")
@@ -265,6 +301,29 @@ def _authority_problems(authorities: tuple[Authority, ...]) -> list[str]:
             if first != i:
                 problems.append(f"authorities[{i}]: '{name}' is already used by authorities[{first}]")
     return problems
+
+
+def _sender_problems(senders: tuple[Sender, ...]) -> list[str]:
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, sender in enumerate(senders):
+        if sender.accept_without_msh4:
+            first = seen.setdefault(sender.application.upper(), i)
+            if first != i:
+                problems.append(f"senders[{i}].accept_without_msh4: application "
+                                f"'{sender.application}' already stands for a facility in senders[{first}]")
+    return problems
+
+
+def _merge_route_problems(index: int, route: Route) -> list[str]:
+    """A route naming a merge trigger must merge it or refuse it, never apply nothing."""
+    if route.action in (Action.MERGE_PATIENTS, Action.REJECT):
+        return []
+    if not any(t in ("*", "ADT") for t in (m.upper() for m in route.match.message_type)):
+        return []
+    named = sorted(t.upper() for t in route.match.trigger if t.upper() in MERGE_TRIGGERS)
+    return [f"routes[{index}].action: ADT^{trigger} merges patient records: route it to "
+            f"merge_patients (or reject it), not {route.action.value}" for trigger in named]
 
 
 def _facility_problems(facilities: tuple[Facility, ...]) -> list[str]:
@@ -339,7 +398,8 @@ def _describe(error: Mapping[str, Any]) -> str:
         name = path.rsplit(".", 1)[-1].split("[")[0]
         return f"{path}: unknown {name.rstrip('s')} {value!r} (expected {allowed})"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if "\n" in message or message.startswith(("senders[", "routes[", "facilities[", "notifications.")):
+    if "\n" in message or message.startswith(("senders[", "routes[", "facilities[", "authorities[",
+                                               "notifications.")):
         return message  # cross-reference problems carry their own paths
     return f"{path}: {message}"
 

@@ -22,6 +22,7 @@ from hmac import compare_digest
 
 from engine.domain.clock import Clock, IdSource
 from engine.errors import Conflict, InvalidMessage, NotFound
+from engine.limits import STAFF_NAME_CHARS
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -37,7 +38,11 @@ __all__ = [
 TOKEN_PREFIX = "pbs_"  # noqa: S105 - a prefix, not a secret
 _TOKEN_BYTES = 32  # 256 bits
 _TOKEN = re.compile(rf"^{TOKEN_PREFIX}[A-Za-z0-9_-]{{43}}$")
-_NAME = re.compile(r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,98}[^\s\x00-\x1f\x7f])?$")
+#: Printable, no blank at either end; no lone surrogate either (a command line can carry
+#: one for bytes that are not UTF-8, and no database stores it).
+_PRINTABLE = r"[^\x00-\x1f\x7f\ud800-\udfff]"
+_EDGE = r"[^\s\x00-\x1f\x7f\ud800-\udfff]"
+_NAME = re.compile(f"^{_EDGE}(?:{_PRINTABLE}{{0,{STAFF_NAME_CHARS - 2}}}{_EDGE})?$")
 
 
 class Role(StrEnum):
@@ -143,8 +148,8 @@ class StaffDirectory(ABC):
     def add(self, name: str, roles: frozenset[Role]) -> tuple[StaffPrincipal, str]:
         """Register a staff member; the token is returned once and only its digest is kept."""
         if not _NAME.fullmatch(name):
-            raise InvalidMessage("a staff name is 1 to 100 printable characters, no spaces at "
-                                 "either end")
+            raise InvalidMessage(f"a staff name is 1 to {STAFF_NAME_CHARS} printable characters, "
+                                 "no spaces at either end")
         if not roles:
             raise InvalidMessage("a staff member needs at least one role")
         if self._find(name) is not None:

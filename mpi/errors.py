@@ -8,6 +8,7 @@ __all__ = [
     "InvalidIndexOperation",
     "MpiError",
     "RecordExists",
+    "SeveralRecords",
     "UnknownRecord",
     "VersionConflict",
 ]
@@ -47,3 +48,8 @@ class VersionConflict(MpiError):
 
 class AmbiguousMatch(MpiError):
     """A conditional operation matched more than one record."""
+
+
+class SeveralRecords(MpiError):
+    """A message's identifiers name two different records of one facility: which one it is
+    about cannot be told, and applying it to either would be a guess."""

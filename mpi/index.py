@@ -19,6 +19,7 @@ from mpi.errors import (
     UnknownRecord,
     VersionConflict,
 )
+from mpi.keys import record_named, records_under
 from mpi.model import (
     DEMOGRAPHIC_FIELDS,
     Demographics,
@@ -77,10 +78,11 @@ class PatientIndex:
         return self._rerank([record.patient_id], created_patient=record.patient_id if created else None)
 
     def _apply(self, key: RecordKey, update: DemographicsUpdate) -> tuple[SourceRecord, bool]:
-        record = self._repo.get_record(key)
+        sent = update.values.identifiers if "identifiers" in update.present else ()
+        record = record_named(self._repo, key, sent)
         if record is None:
             return self._create(key, update.apply_to(Demographics()), self._now())
-        self._change(record, _with_key_identifier(update.apply_to(record.demographics), key))
+        self._change(record, _with_key_identifier(update.apply_to(record.demographics), record.key))
         return record, False
 
     def _change(self, record: SourceRecord, demographics: Demographics,
@@ -131,12 +133,16 @@ class PatientIndex:
 
     # -- merge ----------------------------------------------------------------------------
 
-    def merge(self, survivor: RecordKey, prior: RecordKey,
-              update: DemographicsUpdate) -> list[PatientChange]:
+    def merge(self, survivor: RecordKey, prior: RecordKey, update: DemographicsUpdate,
+              prior_identifiers: tuple[Identifier, ...] = ()) -> list[PatientChange]:
         """Merge the facility's record ``prior`` into ``survivor`` (created if unknown).
 
-        The prior record keeps its data for the audit trail but no longer ranks; its patient
-        is merged into the survivor's when it has no other active record left.
+        Every record of the facility under ``prior`` or any of ``prior_identifiers`` (the
+        sender's list of the non-surviving record's numbers) is merged. A prior record keeps
+        its data for the audit trail but no longer ranks; its patient is merged into the
+        survivor's when it has no other active record left. When no prior record exists,
+        one is remembered, retired, with all of the identifiers, so that later messages
+        naming any of them find the survivor.
         """
         if survivor == prior:
             raise InvalidIndexOperation(f"cannot merge record {prior.authority}|{prior.mrn} into itself")
@@ -144,17 +150,23 @@ class PatientIndex:
         if existing is not None and not existing.is_active:
             raise InvalidIndexOperation(
                 f"surviving identifier {survivor.authority}|{survivor.mrn} was itself merged away")
+        priors = records_under(self._repo, prior, prior_identifiers)
         survivor_record, created = self._apply(survivor, update)
         target = survivor_record.patient_id
-        prior_record = self._repo.get_record(prior)
-        if prior_record is None:
-            # Remember the retired identifier so later messages naming it find the survivor.
-            self._create(prior, Demographics(), self._now(), patient_id=target,
+        created_patient = target if created else None
+        priors = [r for r in priors if r.id != survivor_record.id]
+        if not priors and self._repo.get_record(prior) is not None:
+            raise InvalidIndexOperation(f"cannot merge record {prior.authority}|{prior.mrn} into itself")
+        if not priors:
+            remembered = Demographics(identifiers=tuple(i for i in prior_identifiers if i.authority))
+            self._create(prior, remembered, self._now(), patient_id=target,
                          merged_into=survivor_record.id)
-            return self._rerank([target], created_patient=target if created else None)
-        if prior_record.merged_into == survivor_record.id:
-            return self._rerank([target], created_patient=target if created else None)
-        return self._merge_record(prior_record, survivor_record, created=created)
+            return self._rerank([target], created_patient=created_patient)
+        changes: list[PatientChange] = []
+        for prior_record in priors:
+            if prior_record.merged_into != survivor_record.id:
+                changes += self._merge_record(prior_record, survivor_record, created=created)
+        return changes or self._rerank([target], created_patient=created_patient)
 
     def merge_records(self, prior_id: str, survivor_id: str) -> list[PatientChange]:
         """Merge record ``prior_id`` into ``survivor_id`` (FHIR ``link`` replaced-by/replaces)."""

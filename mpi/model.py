@@ -11,6 +11,8 @@ the HTTP API and the events all need the same shape.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from functools import cached_property
@@ -29,6 +31,7 @@ __all__ = [
     "RecordKey",
     "SourceRecord",
     "Telecom",
+    "distinct_identifiers",
 ]
 
 
@@ -51,6 +54,21 @@ class Identifier:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Identifier:
         return cls(data["value"], data.get("authority", ""), data.get("type", ""))
+
+
+def distinct_identifiers(identifiers: Iterable[Identifier]) -> tuple[Identifier, ...]:
+    """One identifier per (authority, value), in first-seen order.
+
+    The same number sent once with a type (MR) and once without is one identifier, not
+    two: the typed one is kept, since the type says more.
+    """
+    kept: dict[tuple[str, str], Identifier] = {}
+    for identifier in identifiers:
+        key = (identifier.authority, identifier.value)
+        first = kept.get(key)
+        if first is None or (not first.type_code and identifier.type_code):
+            kept[key] = identifier
+    return tuple(kept.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +171,14 @@ class Demographics:
 
     @cached_property
     def json_text(self) -> str:
-        """``to_dict()`` as compact JSON text, cached."""
-        return orjson.dumps(self._json_dict).decode()
+        """``to_dict()`` as compact JSON text, cached. A lone surrogate raises
+        ``UnicodeEncodeError``, as any UTF-8 encoder would (orjson's own error is a bare
+        ``TypeError``, which would look like a bug)."""
+        try:
+            return orjson.dumps(self._json_dict).decode()
+        except TypeError:
+            json.dumps(self._json_dict, ensure_ascii=False).encode("utf-8")
+            raise
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Demographics:

@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mpi.model import DEMOGRAPHIC_FIELDS, Demographics, Identifier, SourceRecord
+from mpi.model import (
+    DEMOGRAPHIC_FIELDS,
+    Demographics,
+    Identifier,
+    SourceRecord,
+    distinct_identifiers,
+)
 
 __all__ = ["BestDemographics", "best_demographics", "rank_records"]
 
@@ -62,8 +68,5 @@ def best_demographics(records: Iterable[SourceRecord], tier_of: TierOf) -> BestD
 
 
 def _all_identifiers(ranked: Sequence[SourceRecord]) -> tuple[Identifier, ...]:
-    seen: dict[Identifier, None] = {}
-    for record in ranked:
-        for identifier in record.demographics.identifiers:
-            seen.setdefault(identifier, None)
-    return tuple(seen)
+    """Every record's identifiers, each (authority, value) once (a typed copy wins)."""
+    return distinct_identifiers(i for record in ranked for i in record.demographics.identifiers)

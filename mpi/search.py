@@ -1,7 +1,9 @@
 """Read side of the index: find patients by identifier or by family name and birth date.
 
 Merged patients are never answered as themselves: a hit on a merged record or patient is
-followed to the survivor, so one person is one answer.
+followed to the survivor, so one person is one answer. A query value holding a character
+no database stores (``mpi.limits``) matches nothing, and is never sent to the database
+(PostgreSQL would refuse the statement instead of answering).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from mpi.limits import first_unstorable
 from mpi.model import Patient, RecordKey, SourceRecord
 from mpi.sql import patient_from_row, record_from_row
 from mpi.tables import identifiers, patients, source_records
@@ -68,6 +71,8 @@ class MpiSearch:
 
     def by_identifier(self, authority: str | None, value: str,
                       facility: str | None = None) -> list[PatientView]:
+        if not _storable(authority, value, facility):
+            return []
         query = select(source_records.c.patient_id).join(
             identifiers, identifiers.c.record_id == source_records.c.id).where(identifiers.c.value == value)
         if authority:
@@ -76,6 +81,8 @@ class MpiSearch:
 
     def by_name_and_birth_date(self, family: str | None, birth_date: str | None,
                                facility: str | None = None) -> list[PatientView]:
+        if not _storable(family, birth_date, facility):
+            return []
         query = select(source_records.c.patient_id)
         if family:
             query = query.where(source_records.c.family_name == family.strip().upper())
@@ -86,6 +93,8 @@ class MpiSearch:
         return self._views(query, facility)
 
     def get(self, patient_id: str) -> PatientView | None:
+        if not _storable(patient_id):
+            return None
         with self._connect() as conn:
             surviving = _survivors(conn, [patient_id])
             views = _load_views(conn, surviving)
@@ -95,11 +104,15 @@ class MpiSearch:
 
     def record(self, record_id: str) -> RecordView | None:
         """The source record with this id, active or merged."""
+        if not _storable(record_id):
+            return None
         views = self._records(select(source_records).where(source_records.c.id == record_id))
         return views[0] if views else None
 
     def record_with_key(self, key: RecordKey) -> RecordView | None:
         """The source record a facility keeps under (authority, MRN)."""
+        if not _storable(key.facility, key.authority, key.mrn):
+            return None
         c = source_records.c
         views = self._records(select(source_records).where(
             c.facility == key.facility, c.authority == key.authority, c.mrn == key.mrn))
@@ -107,6 +120,8 @@ class MpiSearch:
 
     def records_with_identifier(self, authority: str | None, value: str) -> list[RecordView]:
         """Source records carrying the identifier (any authority when ``authority`` is None)."""
+        if not _storable(authority, value):
+            return []
         query = select(identifiers.c.record_id).where(identifiers.c.value == value)
         if authority is not None:
             query = query.where(identifiers.c.authority == authority)
@@ -133,6 +148,11 @@ class MpiSearch:
         if facility:
             views = [v for v in views if any(r.key.facility == facility for r in v.records)]
         return views
+
+
+def _storable(*values: str | None) -> bool:
+    """Whether every value could be stored at all (else nothing stored can match it)."""
+    return all(value is None or first_unstorable(value) is None for value in values)
 
 
 def _survivors(conn: Connection, patient_ids: Iterable[str]) -> list[str]:

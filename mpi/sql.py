@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from sqlalchemy import Connection, bindparam, delete, select, tuple_
 
 from mpi.bulk import insert_rows, update_rows
+from mpi.limits import BIRTH_DATE_KEY_CHARS, FAMILY_NAME_KEY_CHARS
 from mpi.model import Demographics, Identifier, Patient, RecordKey, SourceRecord
 from mpi.repository import MpiRepository
 from mpi.tables import identifiers, patients, source_records
@@ -299,8 +300,8 @@ def _record_row(record: SourceRecord) -> dict[str, Any]:
     return {
         "id": record.id, "patient_id": record.patient_id, "facility": record.key.facility,
         "authority": record.key.authority, "mrn": record.key.mrn,
-        "demographics": demo.json_text, "family_name": family.strip().upper()[:200],
-        "birth_date": demo.birth_date[:10], "merged_into": record.merged_into,
+        "demographics": demo.json_text, "family_name": family.strip().upper()[:FAMILY_NAME_KEY_CHARS],
+        "birth_date": demo.birth_date[:BIRTH_DATE_KEY_CHARS], "merged_into": record.merged_into,
         "created_at": record.created_at, "updated_at": record.updated_at,
         "version": record.version,
     }

@@ -19,6 +19,16 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from mpi.limits import (
+    AUTHORITY_CHARS,
+    BIRTH_DATE_KEY_CHARS,
+    FACILITY_CHARS,
+    FAMILY_NAME_KEY_CHARS,
+    IDENTIFIER_TYPE_CHARS,
+    IDENTIFIER_VALUE_CHARS,
+    RECORD_ID_CHARS,
+)
+
 __all__ = ["UtcDateTime", "identifiers", "metadata", "patients", "source_records"]
 
 metadata = MetaData(naming_convention={
@@ -50,7 +60,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
-ID = String(64)  # FHIR ids are up to 64 characters; ours are 32
+ID = String(RECORD_ID_CHARS)
 
 patients = Table(
     "mpi_patients", metadata,
@@ -58,7 +68,7 @@ patients = Table(
     Column("merged_into", ID, nullable=True),
     Column("best", Text, nullable=False),
     Column("provenance", Text, nullable=False),
-    Column("winner_facility", String(64), nullable=False),
+    Column("winner_facility", String(FACILITY_CHARS), nullable=False),
     Column("winner_tier", Integer, nullable=True),
     Column("event_sequence", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
@@ -69,13 +79,13 @@ source_records = Table(
     "mpi_source_records", metadata,
     Column("id", ID, primary_key=True),
     Column("patient_id", ID, nullable=False, index=True),
-    Column("facility", String(64), nullable=False),
-    Column("authority", String(200), nullable=False),
-    Column("mrn", String(200), nullable=False),
+    Column("facility", String(FACILITY_CHARS), nullable=False),
+    Column("authority", String(AUTHORITY_CHARS), nullable=False),
+    Column("mrn", String(IDENTIFIER_VALUE_CHARS), nullable=False),
     Column("demographics", Text, nullable=False),
     # Search keys, derived from the demographics when the record is written.
-    Column("family_name", String(200), nullable=False),
-    Column("birth_date", String(10), nullable=False),
+    Column("family_name", String(FAMILY_NAME_KEY_CHARS), nullable=False),
+    Column("birth_date", String(BIRTH_DATE_KEY_CHARS), nullable=False),
     Column("merged_into", ID, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -89,9 +99,9 @@ source_records = Table(
 identifiers = Table(
     "mpi_identifiers", metadata,
     Column("record_id", ID, primary_key=True),
-    Column("authority", String(200), primary_key=True),
-    Column("value", String(200), primary_key=True),
-    Column("type_code", String(16), nullable=False),
+    Column("authority", String(AUTHORITY_CHARS), primary_key=True),
+    Column("value", String(IDENTIFIER_VALUE_CHARS), primary_key=True),
+    Column("type_code", String(IDENTIFIER_TYPE_CHARS), nullable=False),
     Column("patient_id", ID, nullable=False),
     Index("ix_mpi_identifiers_lookup", "authority", "value"),
 )

@@ -47,7 +47,8 @@ events: {mpi_changed_for: all_patients}   # these tests predate membership: ever
 routes:
   - {name: updates, match: {message_type: ADT, trigger: [A01, A04, A05, A08, A28, A31]},
      action: upsert_patient}
-  - {name: merges, match: {message_type: ADT, trigger: A40}, action: merge_patients}
+  - {name: merges, match: {message_type: ADT, trigger: [A18, A30, A34, A35, A36, A39, A40]},
+     action: merge_patients}
   - {name: identifier changes, match: {message_type: ADT, trigger: A47},
      action: change_identifier}
   - {name: other adt, match: {message_type: ADT}, action: ignore, reason: not used}

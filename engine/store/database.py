@@ -12,7 +12,11 @@ __all__ = ["is_sqlite", "open_database"]
 
 
 def open_database(url: str, *, pool_size: int = 8) -> Engine:
-    """An Engine for ``url``; ``postgresql://`` URLs use psycopg 3, the driver we ship."""
+    """An Engine for ``url``; ``postgresql://`` URLs use psycopg 3, the driver we ship.
+
+    ``hide_parameters``: SQLAlchemy's errors (and its statement log) otherwise carry the
+    bound values, which are patient data.
+    """
     parsed = make_url(url)
     if parsed.drivername in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -21,10 +25,11 @@ def open_database(url: str, *, pool_size: int = 8) -> Engine:
         # An in-memory database lives as long as its one connection: share that connection.
         extra: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30},
-                               **extra)
+                               hide_parameters=True, **extra)
         event.listen(engine, "connect", _tune_sqlite)
         return engine
-    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         hide_parameters=True)
 
 
 def is_sqlite(engine: Engine) -> bool:

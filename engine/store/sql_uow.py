@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import Connection, Engine, select, tuple_
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, SystemClock
@@ -62,7 +62,7 @@ class SqlInbox(Inbox):
         self._asked.add((origin.sender, origin.control_id))
         self._pending.append({
             "sender": origin.sender, "control_id": origin.control_id, "channel": origin.channel,
-            "message_type": origin.message_type[:32], "outcome": outcome.status,
+            "message_type": origin.message_type, "outcome": outcome.status,
             "patient_ids": ",".join(outcome.patient_ids), "received_at": at,
         })
 
@@ -82,7 +82,7 @@ class SqlOutbox(Outbox):
         self._pending.append({
             "event_id": message.event_id, "routing_key": message.routing_key,
             "subject": message.subject, "sequence": message.sequence,
-            "correlation_id": message.correlation_id[:200], "occurred_at": message.occurred_at,
+            "correlation_id": message.correlation_id, "occurred_at": message.occurred_at,
             "data": orjson.dumps(message.data).decode(),
         })
 
@@ -108,19 +108,37 @@ class WriterConnection:
     def acquire(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                _release(conn)
             conn = self._local.conn = self._engine.connect()
         return conn
 
     def discard(self) -> None:
+        """Give up this thread's connection: the pool closes it and forgets it."""
         conn: Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
         if conn is not None:
-            with contextlib.suppress(DBAPIError):
-                conn.invalidate()
-            self._local.conn = None
+            _release(conn, invalidate=True)
+
+
+def _release(conn: Connection, *, invalidate: bool = False) -> None:
+    """Hand ``conn`` back to the pool for good, whatever state a failure left it in.
+
+    An invalidated SQLAlchemy ``Connection`` that is merely dropped is a trap: the next
+    touch of ``.connection`` quietly checks a *fresh* connection out of the pool, which
+    nothing ever returns. ``close()`` forbids that and returns what the pool lent.
+    """
+    with contextlib.suppress(DBAPIError):
+        if invalidate and not conn.closed and not conn.invalidated:
+            conn.invalidate()
+    with contextlib.suppress(DBAPIError):
+        conn.close()
 
 
 class SqlUnitOfWork(UnitOfWork):
-    """A transaction on one connection; database errors become ``StoreUnavailable``.
+    """A transaction on one connection. Errors of the database leave it as SQLAlchemy raised
+    them (``engine.store.errors.classify_store_error`` says what they mean); whatever
+    happens, the connection is rolled back and returned, or discarded.
 
     Given an ``Engine`` it uses a pooled connection for itself; given a ``WriterConnection``
     it borrows the writer's long-lived one. ``clock`` times audit entries that carry no time;
@@ -130,11 +148,12 @@ class SqlUnitOfWork(UnitOfWork):
     def __init__(self, source: Engine | WriterConnection, *, check_inbox: bool = True,
                  box: SecretBox | None = None, clock: Clock | None = None) -> None:
         self._writer = source if isinstance(source, WriterConnection) else None
+        self._conn: Connection | None = None
         try:
             self._conn = self._writer.acquire() if self._writer else cast(Engine, source).connect()
             self._conn.begin()
         except DBAPIError as exc:
-            self._discard()
+            self._abandon()
             raise StoreUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
         self._repo = SqlMpiRepository(self._conn)
         self._inbox = SqlInbox(self._conn, check=check_inbox)
@@ -149,24 +168,21 @@ class SqlUnitOfWork(UnitOfWork):
 
     @property
     def connection(self) -> Connection:
+        assert self._conn is not None
         return self._conn
 
     def commit(self) -> None:
+        conn = self.connection
         try:
             # Every write and the COMMIT travel together: one round trip, then the fsync.
-            with _pipelined(self._conn):
+            with _pipelined(conn):
                 self._repo.flush()
                 self._members.flush(self._clock.now())
                 self._inbox.flush()
                 self._outbox.flush()
                 self._notifications.flush()
                 self._audit.flush()
-                self._conn.commit()
-        except IntegrityError:
-            raise  # a concurrent writer took a key first: the caller retries one by one
-        except DBAPIError as exc:
-            self._discard()
-            raise StoreUnavailable(f"commit failed: {type(exc.orig).__name__}") from exc
+                conn.commit()
         finally:
             self.close()
 
@@ -174,22 +190,33 @@ class SqlUnitOfWork(UnitOfWork):
         if not self._open:
             return
         self._open = False
-        try:
-            if self._writer is not None:
-                # Nothing may be left open for the next unit of work, even when a failed
-                # COMMIT left SQLAlchemy thinking there is no transaction to roll back.
-                self._conn.rollback()
-                dbapi = self._conn.connection.dbapi_connection
-                if dbapi is not None:
-                    dbapi.rollback()
-            else:
-                self._conn.close()  # rolls back anything uncommitted
-        except DBAPIError:
-            self._discard()  # the connection is gone; nothing was committed either
+        conn = self.connection
+        if conn.closed or conn.invalidated or not _rolled_back(conn):
+            self._abandon()  # never touch it again: it would check out a new connection
+        elif self._writer is None:
+            _release(conn)
 
-    def _discard(self) -> None:
+    def _abandon(self) -> None:
+        """Drop the connection after a failure (the writer connects afresh next time)."""
         if self._writer is not None:
             self._writer.discard()
+        elif self._conn is not None:
+            _release(self._conn, invalidate=True)
+
+
+def _rolled_back(conn: Connection) -> bool:
+    """Roll back, at SQLAlchemy's level and at the driver's: a failed COMMIT leaves SQLAlchemy
+    thinking there is no transaction, while the driver's session is still in an aborted one
+    (and a pool that is told "already reset" would lend it out like that). False when the
+    connection turned out to be unusable."""
+    try:
+        conn.rollback()
+        dbapi = None if conn.invalidated else conn.connection.dbapi_connection
+        if dbapi is not None:
+            dbapi.rollback()
+    except Exception:  # noqa: BLE001 - a connection in an unknown state is not reused
+        return False
+    return not conn.invalidated
 
 
 @contextlib.contextmanager

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, text
 
+from engine.limits import (
+    AUDIT_ACTION_CHARS,
+    AUDIT_ACTOR_CHARS,
+    AUDIT_OUTCOME_CHARS,
+    CHANNEL_CHARS,
+    CONTROL_ID_CHARS,
+    CORRELATION_ID_CHARS,
+    EVENT_ID_CHARS,
+    MESSAGE_TYPE_CHARS,
+    OUTBOX_STATUS_CHARS,
+    OUTCOME_CHARS,
+    ROUTING_KEY_CHARS,
+    SENDER_CHARS,
+    STAFF_NAME_CHARS,
+    SUBJECT_CHARS,
+    TOKEN_DIGEST_CHARS,
+)
 from engine.store.member_tables import members, notifications
+from mpi.limits import RECORD_ID_CHARS
 from mpi.tables import UtcDateTime, metadata
 
 __all__ = ["audit_log", "inbound_messages", "members", "metadata", "notifications", "outbox",
@@ -13,11 +31,11 @@ __all__ = ["audit_log", "inbound_messages", "members", "metadata", "notification
 #: Every committed inbound message, so a resend is acknowledged without applying it twice.
 inbound_messages = Table(
     "inbound_messages", metadata,
-    Column("sender", String(200), primary_key=True),
-    Column("control_id", String(200), primary_key=True),
-    Column("channel", String(16), nullable=False),
-    Column("message_type", String(32), nullable=False),
-    Column("outcome", String(16), nullable=False),
+    Column("sender", String(SENDER_CHARS), primary_key=True),
+    Column("control_id", String(CONTROL_ID_CHARS), primary_key=True),
+    Column("channel", String(CHANNEL_CHARS), nullable=False),
+    Column("message_type", String(MESSAGE_TYPE_CHARS), nullable=False),
+    Column("outcome", String(OUTCOME_CHARS), nullable=False),
     Column("patient_ids", Text, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
 )
@@ -29,14 +47,14 @@ _WAITING = "status = 'pending' AND next_attempt_at IS NOT NULL"
 outbox = Table(
     "outbox", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("event_id", String(36), nullable=False, unique=True),
-    Column("routing_key", String(64), nullable=False),
-    Column("subject", String(64), nullable=False),
+    Column("event_id", String(EVENT_ID_CHARS), nullable=False, unique=True),
+    Column("routing_key", String(ROUTING_KEY_CHARS), nullable=False),
+    Column("subject", String(SUBJECT_CHARS), nullable=False),
     Column("sequence", Integer, nullable=False),
-    Column("correlation_id", String(200), nullable=False),
+    Column("correlation_id", String(CORRELATION_ID_CHARS), nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("data", Text, nullable=False),
-    Column("status", String(8), nullable=False, server_default="pending"),
+    Column("status", String(OUTBOX_STATUS_CHARS), nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
@@ -47,15 +65,15 @@ outbox = Table(
           postgresql_where=text(_WAITING), sqlite_where=text(_WAITING)),
 )
 
-_ID = String(64)  # like the index's ids: ours are 32 characters
+_ID = String(RECORD_ID_CHARS)  # like the index's ids: ours are 32 characters
 
 #: Staff members and external systems with bearer tokens; only the token's SHA-256 is kept.
 staff_users = Table(
     "staff_users", metadata,
     Column("id", _ID, primary_key=True),
-    Column("name", String(100), nullable=False, unique=True),
+    Column("name", String(STAFF_NAME_CHARS), nullable=False, unique=True),
     Column("roles", Text, nullable=False),  # a JSON array of role values
-    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("token_sha256", String(TOKEN_DIGEST_CHARS), nullable=False, unique=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
 )
@@ -66,9 +84,9 @@ audit_log = Table(
     "audit_log", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("at", UtcDateTime, nullable=False, index=True),
-    Column("actor", String(200), nullable=False, index=True),
-    Column("action", String(64), nullable=False),
-    Column("outcome", String(16), nullable=False),
+    Column("actor", String(AUDIT_ACTOR_CHARS), nullable=False, index=True),
+    Column("action", String(AUDIT_ACTION_CHARS), nullable=False),
+    Column("outcome", String(AUDIT_OUTCOME_CHARS), nullable=False),
     Column("reason", Text, nullable=False),
     Column("member_id", _ID, nullable=True, index=True),
     Column("patient_id", _ID, nullable=True),

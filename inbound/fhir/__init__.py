@@ -16,7 +16,7 @@ from inbound.fhir.capability import capability_statement
 from inbound.fhir.errors import FhirError, Issue
 from inbound.fhir.explain import explain_fhir
 from inbound.fhir.jsonbody import read_json
-from inbound.fhir.outcome import error_outcome, operation_outcome
+from inbound.fhir.outcome import error_outcome, issues_of, operation_outcome
 from inbound.fhir.parse import FhirVersion, choose_version, validate_patient, version_of_media_type
 from inbound.fhir.render import Renderer
 from inbound.fhir.service import Apply, Call, FhirApi, FhirResponse
@@ -37,6 +37,7 @@ __all__ = [
     "choose_version",
     "error_outcome",
     "explain_fhir",
+    "issues_of",
     "operation_outcome",
     "patient_command",
     "process_bundle",

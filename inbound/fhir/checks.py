@@ -10,17 +10,28 @@ understand its value, so for those elements the specification's rules are applie
   position that carries an id or extensions; a bare ``null`` is refused, and so is ``null``
   as the value of an element (FHIR JSON leaves absent elements out);
 - modifier extensions and ``implicitRules`` change the meaning of a resource: a system that
-  does not understand them must not process it as if they were absent (422, not-supported).
+  does not understand them must not process it as if they were absent (422, not-supported);
+- strings hold no control characters but tab, CR and LF (FHIR's rule for ``string``, which
+  fhir.resources' pattern lets through; a NUL cannot even be stored) and no lone surrogate
+  (JSON can write ``\ud800``), anywhere in the resource (400);
+- identifiers fit the index (``check_identifier``: value, system as an authority and type
+  code within the store's column limits, else 422 too-long).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from inbound.fhir.errors import FhirError, Issue
+from mpi.limits import AUTHORITY_CHARS, IDENTIFIER_TYPE_CHARS, IDENTIFIER_VALUE_CHARS, value_problem
+from mpi.model import Identifier
 
-__all__ = ["check_patient"]
+__all__ = ["check_identifier", "check_patient"]
+
+#: FHIR strings: no character below U+0020 but tab, LF and CR; and no lone surrogate.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 
 _BINDINGS: dict[str, dict[str, frozenset[str]]] = {
     "": {"gender": frozenset({"male", "female", "other", "unknown"})},
@@ -38,8 +49,8 @@ _MAX_ISSUES = 20
 
 def check_patient(data: dict[str, Any], path: str = "Patient") -> None:
     """Raise ``FhirError`` (400, or 422 for modifiers) listing every problem found."""
-    issues = [*_binding_issues(data, path), *_telecom_issues(data, path),
-              *_null_issues(data, path)][:_MAX_ISSUES]
+    issues = [*_text_issues(data, path), *_binding_issues(data, path),
+              *_telecom_issues(data, path), *_null_issues(data, path)][:_MAX_ISSUES]
     if issues:
         raise FhirError(400, issues[0].diagnostics, issues[0].expression, code=issues[0].code,
                         issues=tuple(issues))
@@ -126,3 +137,31 @@ def _modifier_issues(data: dict[str, Any], path: str) -> Iterator[Issue]:
             yield Issue(f"modifier extension '{url}' is not understood by portalbridge; a "
                         "resource with a modifier extension it does not understand is refused",
                         f"{where}.modifierExtension[{number}]", "not-supported")
+
+
+def check_identifier(identifier: Identifier, where: str) -> None:
+    """422 (too-long) unless the identifier read from ``where`` (``Patient.identifier[0]``)
+    fits the index: value, authority (from ``system``) and type code."""
+    for problem, element in ((value_problem(identifier.value, IDENTIFIER_VALUE_CHARS), "value"),
+                             (value_problem(identifier.authority, AUTHORITY_CHARS), "system"),
+                             (value_problem(identifier.type_code, IDENTIFIER_TYPE_CHARS), "type")):
+        if problem is not None:
+            raise FhirError(422, f"'{element}' {problem} (the patient index's limit)",
+                            f"{where}.{element}", code="too-long")
+
+
+def _text_issues(data: dict[str, Any], path: str) -> Iterator[Issue]:
+    """Strings holding characters FHIR forbids, walked without recursion."""
+    pending: list[tuple[str, Any]] = [(path, data)]
+    while pending:
+        where, node = pending.pop()
+        if isinstance(node, str):
+            found = _NOT_TEXT.search(node)
+            if found is not None:
+                yield Issue(f"the value holds character U+{ord(found.group()):04X} at position "
+                            f"{found.start() + 1}; FHIR strings may not hold control characters "
+                            "other than tab, CR and LF, nor lone surrogates", where, "value")
+        elif isinstance(node, dict):
+            pending.extend((f"{where}.{key}", value) for key, value in reversed(node.items()))
+        elif isinstance(node, list):
+            pending.extend((f"{where}[{n}]", item) for n, item in reversed(list(enumerate(node))))

@@ -30,6 +30,13 @@ class Issue:
     expression: str
     code: str = "invalid"
     severity: str = "error"
+    #: The expression for log lines, when ``expression`` holds a key the sender chose
+    #: (an unknown element): keys are the sender's text, and logs carry no sender text.
+    logged: str | None = None
+
+    @property
+    def log_expression(self) -> str:
+        return self.expression if self.logged is None else self.logged
 
 
 class FhirError(RejectedMessage):

@@ -5,6 +5,7 @@
 - Anything that is not UTF-8 is refused (FHIR JSON is UTF-8): a UTF-16/32 BOM names itself.
 - Duplicate keys in one object are refused: ``json.loads`` would silently keep the last
   one, and a second ``birthDate`` that silently wins is how wrong data gets into an MPI.
+  Every duplicated key is reported, one OperationOutcome issue each (at most 100).
 - ``NaN`` and ``Infinity`` are refused: they are not JSON.
 """
 
@@ -14,13 +15,14 @@ import json
 import re
 from typing import Any
 
-from inbound.fhir.errors import FhirError
+from inbound.fhir.errors import FhirError, Issue
 
 __all__ = ["JsonObject", "read_json"]
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _OTHER_BOMS = {b"\xff\xfe": "UTF-16LE", b"\xfe\xff": "UTF-16BE"}
-_DUPLICATE = "\x00portalbridge-duplicate-key"  # marks an object that had a repeated key
+_DUPLICATE = "\x00portalbridge-duplicate-key"  # marks an object that had repeated keys
+_MAX_DUPLICATES = 100  # issues reported; a body could repeat keys by the thousand
 #: ``null`` as a value: after ``[``, ``,`` or ``:`` and before ``,``, ``]`` or ``}``.
 _NULL_VALUE = re.compile(r"[\[,:]\s*null\s*[,\]}]")
 
@@ -39,13 +41,14 @@ class JsonObject(dict[str, Any]):
 def read_json(body: bytes, root: str) -> JsonObject:
     """The JSON object in ``body``; ``root`` names it in error expressions (``Patient``)."""
     text = _decode(body, root)
-    duplicates: list[str] = []
+    duplicates = False
 
     def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicates
         obj = dict(pairs)
         if len(obj) != len(pairs):
-            obj[_DUPLICATE] = _first_repeated(pairs)
-            duplicates.append(obj[_DUPLICATE])
+            obj[_DUPLICATE] = _repeated(pairs)
+            duplicates = True
         return obj
 
     try:
@@ -58,9 +61,7 @@ def read_json(body: bytes, root: str) -> JsonObject:
     if not isinstance(data, dict):
         raise FhirError(400, "the body must be a JSON object (a FHIR resource)", root, code="structure")
     if duplicates:
-        path = _duplicate_path(data, root) or root
-        raise FhirError(400, f"duplicate JSON key '{duplicates[0]}': a key may appear only once "
-                        "in an object", path, code="structure")
+        raise _duplicate_keys(data, root)
     return JsonObject(data, "null" in text and _NULL_VALUE.search(text) is not None)
 
 
@@ -77,31 +78,42 @@ def _decode(body: bytes, root: str) -> str:
                         code="structure") from None
 
 
-def _first_repeated(pairs: list[tuple[str, Any]]) -> str:
-    seen: set[str] = set()
+def _repeated(pairs: list[tuple[str, Any]]) -> dict[str, int]:
+    """Each key written more than once in one object, with how many times."""
+    counts: dict[str, int] = {}
     for key, _ in pairs:
-        if key in seen:
-            return key
-        seen.add(key)
-    return ""
+        counts[key] = counts.get(key, 0) + 1
+    return {key: count for key, count in counts.items() if count > 1}
+
+
+def _duplicate_keys(data: dict[str, Any], root: str) -> FhirError:
+    # The keys are the sender's own text: log lines name the resource only (``logged``).
+    issues = [Issue(f"duplicate JSON key '{path.rsplit('.', 1)[-1]}' ({count} times): a key may "
+                    "appear only once in an object", path, "structure", logged=root)
+              for path, count in _duplicate_paths(data, root)]
+    shown = issues[:_MAX_DUPLICATES]
+    if len(issues) > len(shown):
+        shown.append(Issue(f"{len(issues) - len(shown)} more duplicate keys are not listed", root,
+                           "structure"))
+    return FhirError(400, shown[0].diagnostics, shown[0].expression, code="structure",
+                     issues=tuple(shown))
 
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _duplicate_path(node: Any, path: str) -> str | None:
-    """Where the first object with a repeated key sits, as an element path."""
-    if isinstance(node, dict):
-        if _DUPLICATE in node:
-            return f"{path}.{node[_DUPLICATE]}"
-        for key, value in node.items():
-            found = _duplicate_path(value, f"{path}.{key}")
-            if found:
-                return found
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            found = _duplicate_path(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
+def _duplicate_paths(data: Any, root: str) -> list[tuple[str, int]]:
+    """Where each repeated key sits, as element paths: an object's own before those inside
+    it, members in the order written; walked without recursion."""
+    found: list[tuple[str, int]] = []
+    pending: list[tuple[str, Any]] = [(root, data)]
+    while pending:
+        path, node = pending.pop()
+        if isinstance(node, dict):
+            found += [(f"{path}.{key}", count) for key, count in node.get(_DUPLICATE, {}).items()]
+            pending.extend((f"{path}.{key}", value) for key, value in reversed(node.items())
+                           if key != _DUPLICATE)
+        elif isinstance(node, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in reversed(list(enumerate(node))))
+    return found

@@ -148,8 +148,10 @@ def _issue(error: Any, path: str) -> Issue:
     name = next((str(p) for p in reversed(loc) if not isinstance(p, int)), path)
     kind = error["type"]
     if kind == "extra_forbidden":
+        parent = expression[:len(expression) - len(name) - 1] or path
         return Issue(f"unknown element '{name}' (not part of this resource in this FHIR "
-                     "version; check the spelling)", expression, "structure")
+                     "version; check the spelling)", expression, "structure",
+                     logged=f"{parent}.(unknown element)")
     if kind == "missing":
         return Issue(f"required element '{name}' is missing", expression, "required")
     if kind == "string_pattern_mismatch" and error.get("input") == "":

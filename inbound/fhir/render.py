@@ -2,10 +2,10 @@
 
 A FHIR Patient here *is* one facility's source record: its id is the record id, its version
 the record's version. Identifier systems are written back the way routing.yaml knows the
-authority (its first URI alias, ``urn:oid:`` for an OID, else
-``urn:portalbridge:authority:<code>``), so a resource read and written back lands on the same
-authority. A merged record is ``active: false`` with a ``replaced-by`` link; the survivor
-lists ``replaces`` links.
+authority (its first URI alias, ``urn:oid:`` for an OID, an unknown system exactly as it was
+sent, else ``urn:portalbridge:authority:<code>`` for an HL7 namespace), so a resource read and
+written back lands on the same authority. A merged record is ``active: false`` with a
+``replaced-by`` link; the survivor lists ``replaces`` links.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ __all__ = ["FACILITY_SYSTEM", "Renderer", "etag", "http_date", "instant"]
 #: The identifier system of managingOrganization: a routing.yaml facility code.
 FACILITY_SYSTEM = "urn:portalbridge:facility"
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
-_URI = re.compile(r"^(https?://|urn:)", re.IGNORECASE)
+#: A URI scheme (RFC 3986): a system written with one is given back exactly as it was sent,
+#: even when it is not a well-formed URL (``http:/example.org/ids``).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _FHIR_DATETIME = re.compile(
     r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?)?)?$")
 

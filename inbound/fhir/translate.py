@@ -5,9 +5,10 @@ as ADT and as FHIR lands on one MPI patient:
 
 - ``identifier``: system -> assigning authority through routing.yaml's ``authorities``
   (URIs, ``urn:oid:`` OIDs and HL7 namespaces resolve to one code); ``type`` coding of
-  v2-0203 -> MR/SS/...; the us-ssn system marks an SSN. The record is keyed by the first
-  MR-like identifier with an authority (not ``use: old``), else the first that can link
-  patients; none is a 422.
+  v2-0203 -> MR/SS/...; the us-ssn system marks an SSN. The record is keyed as HL7 PID-3 is
+  (``mpi.keys``: the facility's authority, its preference list, then type MR, MRN, ...;
+  never by order), among identifiers with an authority that are not ``use: old``; none is
+  a 422. The same number sent typed and untyped is one identifier.
 - ``name`` with use, ``birthDate`` (precision kept), ``gender``, ``address``, ``telecom``
   (phones and e-mails, with use), mother's maiden name extension, ``active``,
   ``deceased[x]``: straight across. A FHIR write replaces the whole record.
@@ -25,15 +26,17 @@ from engine.commands import MessageOrigin, RecordLink, SavePatientResource
 from engine.membership_rules import EnrollRule
 from engine.rules import Facility, FhirClient, RoutingRules
 from inbound.fhir import datatypes as dt
+from inbound.fhir.checks import check_identifier
 from inbound.fhir.errors import FhirError
 from inbound.fhir.facility import sending_facility
-from mpi.model import Demographics, Identifier, RecordKey
+from mpi.keys import record_key_identifier
+from mpi.limits import AUTHORITY_CHARS, IDENTIFIER_VALUE_CHARS, RECORD_ID_CHARS, value_problem
+from mpi.model import Demographics, Identifier, RecordKey, distinct_identifiers
 
 __all__ = ["MOTHERS_MAIDEN_NAME", "WriteRequest", "conditional_identifiers", "demographics",
            "patient_command"]
 
 MOTHERS_MAIDEN_NAME = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
-_PRIMARY_TYPES = ("MR", "MRN", "PI", "PT", "PN")
 _SSN_TYPES = frozenset({"SS", "SSN"})
 
 Resolve = Callable[[str], str | None]
@@ -83,8 +86,12 @@ def demographics(data: dict[str, Any], facility: Facility, rules: RoutingRules,
     """The demographics a Patient states, and the key of the facility's record."""
     candidates = [(dt.identifier(i, facility.default_authority, rules.canonical_authority),
                    i.get("use", "")) for i in data.get("identifier") or ()]
-    identifiers = dt.unique(i for i, _ in candidates)
-    primary = _primary([(i, use) for i, use in candidates if i is not None], path)
+    for number, (identifier, _) in enumerate(candidates):
+        if identifier is not None:
+            check_identifier(identifier, f"{path}.identifier[{number}]")
+    identifiers = distinct_identifiers(i for i, _ in candidates if i is not None)
+    primary = _primary([i for i, use in candidates if i is not None and use != "old"],
+                       rules.key_authorities(facility), path)
     telecoms = dt.unique(dt.telecom(t) for t in data.get("telecom") or ())
     deceased_at = data.get("deceasedDateTime")
     values = Demographics(
@@ -104,20 +111,15 @@ def demographics(data: dict[str, Any], facility: Facility, rules: RoutingRules,
     return values, RecordKey(facility.code, primary.authority, primary.value)
 
 
-def _primary(candidates: list[tuple[Identifier, str]], path: str) -> Identifier:
-    """The identifier a record is keyed by, chosen as for HL7 PID-3."""
-    usable = [i for i, use in candidates if use != "old" and i.authority]
-    for wanted in _PRIMARY_TYPES:
-        for identifier in usable:
-            if identifier.type_code == wanted:
-                return identifier
-    for identifier in usable:
-        if identifier.type_code not in _SSN_TYPES:
-            return identifier
-    raise FhirError(422, "the Patient has no identifier portalbridge can key its record by: "
-                    "give an identifier with a value (an MRN, with the system of its assigning "
-                    "authority); SSNs and identifiers with use 'old' do not count",
-                    f"{path}.identifier", code="required")
+def _primary(usable: list[Identifier], authorities: tuple[str, ...], path: str) -> Identifier:
+    """The identifier a record is keyed by, chosen by the rule HL7 PID-3 follows (``mpi.keys``)."""
+    chosen = record_key_identifier(usable, authorities)
+    if chosen is None:
+        raise FhirError(422, "the Patient has no identifier portalbridge can key its record by: "
+                        "give an identifier with a value (an MRN, with the system of its assigning "
+                        "authority); SSNs and identifiers with use 'old' do not count",
+                        f"{path}.identifier", code="required")
+    return chosen
 
 
 def _mothers_maiden_name(data: dict[str, Any]) -> str:
@@ -135,7 +137,7 @@ def _links(data: dict[str, Any], path: str, resolve: Resolve) -> tuple[RecordLin
             continue  # refer / seealso: informational, nothing to merge
         reference = (link.get("other") or {}).get("reference")
         target = resolve(reference) if isinstance(reference, str) else None
-        if target is None:
+        if target is None or value_problem(target, RECORD_ID_CHARS) is not None:
             raise FhirError(422, f"a '{kind}' link must reference a Patient of this server "
                             "(Patient/<id>, or a urn:uuid of a Patient entry in the same "
                             "transaction)", f"{path}.link[{number}].other", code="not-supported")
@@ -160,5 +162,11 @@ def conditional_identifiers(query: str, rules: RoutingRules, where: str) -> tupl
                             "identifier=system|value (repeat with & for several)", where,
                             code="not-supported")
         system = system.removeprefix(dt.AUTHORITY_SYSTEM)
-        found.append(Identifier(code.strip(), rules.canonical_authority(system.strip())))
+        identifier = Identifier(code.strip(), rules.canonical_authority(system.strip()))
+        if (value_problem(identifier.value, IDENTIFIER_VALUE_CHARS)
+                or value_problem(identifier.authority, AUTHORITY_CHARS)):
+            raise FhirError(400, "the condition names an identifier the patient index cannot "
+                            "hold (too long, or a character that cannot be stored)", where,
+                            code="value")
+        found.append(identifier)
     return tuple(found)

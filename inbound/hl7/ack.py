@@ -23,6 +23,7 @@ from inbound.hl7.reader import Delimiters
 __all__ = ["AckParts", "ack_codes", "build_ack"]
 
 _ERROR_TEXT = {
+    "0": "Message accepted",
     "100": "Segment sequence error", "101": "Required field missing", "102": "Data type error",
     "103": "Table value not found", "200": "Unsupported message type",
     "201": "Unsupported event code", "202": "Unsupported processing id",
@@ -30,7 +31,8 @@ _ERROR_TEXT = {
     "205": "Duplicate key identifier", "206": "Application record locked",
     "207": "Application internal error",
 }
-_LOCATION = re.compile(r"^([A-Z0-9]{3})(?:-(\d+)(?:\.(\d+))?)?$")
+#: ``PID-7``, ``MSH-9.2``, ``PID-3(2).4.1`` (repetition 2), ``PID(2)-3(1).1`` (second PID).
+_LOCATION = re.compile(r"^([A-Z0-9]{3})(?:\((\d+)\))?(?:-(\d+)(?:\((\d+)\))?(?:\.(\d+)(?:\.(\d+))?)?)?$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +44,8 @@ class AckParts:
     control_id: str  # MSH-10 of the message answered, "" when it could not be read
     error: EngineError | None = None
     text: str = ""
+    #: Problems repaired before applying: an ERR of severity W each (v2.5 on).
+    warnings: tuple[RejectedMessage, ...] = ()
 
 
 def ack_codes(header: Header | None, error: EngineError | None) -> list[str]:
@@ -80,32 +84,38 @@ def build_ack(parts: AckParts, code: str, *, now: datetime, ack_id: str,
     ]).rstrip(d.field)
     reason = parts.error.reason if parts.error is not None else parts.text
     segments = [msh, d.field.join(["MSA", code, esc(parts.control_id), esc(reason[:80])]).rstrip(d.field)]
+    version = h.version if h else "2.5"
     if parts.error is not None:
-        segments.append(_err_segment(parts.error, d, esc, h.version if h else "2.5"))
+        segments.append(_err_segment(parts.error, d, esc, version))
+    elif not _before_v25(version):  # ERR-4 severity exists from v2.5 on
+        segments += [_err_segment(w, d, esc, version, severity="W") for w in parts.warnings]
     return "\r".join(segments) + "\r"
 
 
-def _err_segment(error: EngineError, d: Delimiters, esc: Escape, version: str) -> str:
+def _err_segment(error: EngineError, d: Delimiters, esc: Escape, version: str,
+                 severity: str = "E") -> str:
     code = error.hl7_error_code if isinstance(error, RejectedMessage) else "207"
+    if severity == "W":
+        code = "0"  # table 0357: message accepted
     location = error.location if isinstance(error, RejectedMessage) else None
     parts = _location_parts(location)
     coded = [code, _ERROR_TEXT.get(code, ""), "HL70357"]
     if _before_v25(version):
         eld = [*parts[:3], d.subcomponent.join(coded)] if parts else ["", "", "", d.subcomponent.join(coded)]
         return d.field.join(["ERR", d.component.join(eld).rstrip(d.component)])
-    severity = "E"
     fields = ["ERR", "", d.component.join(parts).rstrip(d.component), d.component.join(coded),
               severity, "", "", "", esc(error.reason)]
     return d.field.join(fields)
 
 
 def _location_parts(location: str | None) -> list[str]:
-    """``PID-7`` -> segment^sequence^field^repetition^component (HL7 ERL data type)."""
+    """``PID-3(2).4.1`` -> segment^sequence^field^repetition^component^sub-component (ERL)."""
     match = _LOCATION.match(location or "")
     if match is None:
         return []
-    segment, field_, component = match.groups()
-    return [segment, "1", field_ or "", "1" if field_ else "", component or ""]
+    segment, sequence, field_, repetition, component, sub = match.groups()
+    return [segment, sequence or "1", field_ or "", repetition or ("1" if field_ else ""),
+            component or "", sub or ""]
 
 
 def _before_v25(version: str) -> bool:

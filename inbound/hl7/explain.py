@@ -64,8 +64,11 @@ def _explain_one(prepared: Prepared, dry_run: DryRun) -> tuple[list[str], bool]:
     error: EngineError | None = prepared.error
     if prepared.decision is not None:
         lines += [f"routing: {why}" for why in prepared.decision.explanation]
+    lines += [f"warning at {w.location}: {w.reason}" for w in prepared.warnings]
     if error is None and prepared.command is not None:
         lines += _intent(prepared.command)
+        if prepared.note:
+            lines.append(f"note: {prepared.note}")
         try:
             outcome = dry_run(prepared.command)
             lines += _effects(outcome)

@@ -16,13 +16,15 @@ from engine.commands import Command, Outcome
 from engine.domain.clock import Clock
 from engine.errors import EngineError, RejectedMessage, TransientFailure, UnroutableMessage
 from engine.routing import RouteDecision, Router
-from engine.rules import Action, Hl7Rules
+from engine.rules import MERGE_TRIGGERS, Action, Hl7Rules
 from inbound.hl7.ack import AckParts, ack_codes, build_ack
+from inbound.hl7.adt import translate
 from inbound.hl7.batch import Batch, split_stream
 from inbound.hl7.charset import decode_message
+from inbound.hl7.glued import find_glued, split_glued
 from inbound.hl7.header import Header, control_id_of, read_header
+from inbound.hl7.limits import check_header, check_text
 from inbound.hl7.reader import Delimiters, Er7Error, Er7Message, parse
-from inbound.hl7.translate import translate
 from inbound.mllp import OversizeFrame
 
 __all__ = ["Hl7Receiver", "Prepared", "prepare", "sniff_control_id"]
@@ -47,7 +49,8 @@ class Prepared:
     decision: RouteDecision | None = None
     command: Command | None = None
     error: EngineError | None = None  # refused before the database
-    note: str = ""  # text for the ACK of messages that apply nothing
+    note: str = ""  # text for the ACK: why nothing is applied, or what the command cannot do
+    warnings: tuple[RejectedMessage, ...] = ()  # repaired, applied anyway (ERR severity W)
 
 
 def prepare(text: str, encoding: str, router: Router,
@@ -70,13 +73,43 @@ def prepare(text: str, encoding: str, router: Router,
         route = decision.route
         if route.action is Action.REJECT:
             raise UnroutableMessage(route.reason, "MSH-9", code="200")
+        _check_merge_route(header, decision)
         if route.action is Action.IGNORE:
             return replace(read, decision=decision, note=_ignored(decision))
+        message, warnings = _unglued(message, encoding, decision)
+        # Only a message that will be stored must fit the store (an ignored one is not).
+        check_header(header)
+        check_text(message)
         if route.strict and validate is not None:
             validate(message.to_er7())
-        return replace(read, decision=decision, command=translate(message, header, decision))
+        command, note = translate(message, header, decision)
+        return replace(read, message=message, decision=decision, command=command, note=note,
+                       warnings=warnings)
     except RejectedMessage as exc:
         return replace(read, error=exc)
+
+
+def _check_merge_route(header: Header, decision: RouteDecision) -> None:
+    """A merge is applied or refused: acknowledging it while applying nothing loses it."""
+    action = decision.route.action
+    if (header.message_type == "ADT" and header.trigger in MERGE_TRIGGERS
+            and action is not Action.MERGE_PATIENTS):
+        raise UnroutableMessage(
+            f"event {header.trigger} merges patient records, but {decision.label} would "
+            f"{action.value} it: "
+            "route it to merge_patients in routing.yaml", "MSH-9.2", code="201")
+
+
+def _unglued(message: Er7Message, encoding: str,
+             decision: RouteDecision) -> tuple[Er7Message, tuple[RejectedMessage, ...]]:
+    """The message with glued segments refused, or split apart with a warning each."""
+    glued = find_glued(message)
+    if not glued:
+        return message, ()
+    if decision.route.glued_segments != "split":
+        raise glued[0].refusal()
+    warnings = tuple(RejectedMessage(g.warning(), g.location) for g in glued)
+    return parse(split_glued(message, glued), encoding), warnings
 
 
 def _ignored(decision: RouteDecision) -> str:
@@ -163,7 +196,8 @@ class Hl7Receiver:
         self._log(prepared, error)
         parts = AckParts(header=prepared.header, delimiters=prepared.delimiters,
                          control_id=prepared.control_id, error=error,
-                         text=outcome.detail if outcome is not None else prepared.note)
+                         text=(outcome.detail if outcome is not None else "") or prepared.note,
+                         warnings=prepared.warnings if error is None else ())
         return [self._ack(parts, code) for code in ack_codes(prepared.header, error)], error
 
     def _is_strict(self, prepared: Prepared) -> bool:
@@ -217,12 +251,16 @@ class Hl7Receiver:
         kind = f"{header.message_type}^{header.trigger}" if header else "?"
         if error is None:
             log.debug("applied %s %s from %s", kind, prepared.control_id, sender)
+            for warning in prepared.warnings:  # places and segment names only: no values
+                log.warning("repaired %s %s from %s at %s: segments glued together were split",
+                            kind, prepared.control_id, sender, warning.location)
         elif isinstance(error, TransientFailure):
             log.warning("AE %s %s from %s: %s", kind, prepared.control_id, sender, error.reason)
         else:
+            # Code and place only: the reason may quote the message, and the ACK carries it.
             where = getattr(error, "location", None) or "-"
-            log.info("AR %s %s from %s at %s: %s", kind, prepared.control_id, sender, where,
-                     error.reason)
+            log.info("AR %s %s from %s at %s: %s %s", kind, prepared.control_id, sender, where,
+                     getattr(error, "hl7_error_code", "-"), type(error).__name__)
 
 
 def _unreadable(text: str, error: EngineError) -> Prepared:

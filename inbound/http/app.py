@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine.audit import AuditLog
 from engine.domain.clock import Clock
 from engine.staff import StaffDirectory
+from engine.store.errors import classify_store_error
 from inbound.http.accounts import accounts_router
 from inbound.http.auth import StaffAuth
 from inbound.http.fhir import FhirDependencies, fhir_router
@@ -23,20 +27,24 @@ from mpi.search import MpiSearch
 
 __all__ = ["create_app"]
 
+log = logging.getLogger(__name__)
+
 
 def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clock: Clock,
-               ready: Callable[[], dict[str, bool]], metrics: Callable[[], str], version: str,
-               fhir: FhirDependencies | None = None,
+               ready: Callable[[], Mapping[str, bool | str]], metrics: Callable[[], str],
+               version: str, fhir: FhirDependencies | None = None,
                portal: PortalDependencies | None = None,
                membership: MembershipHttp | None = None) -> FastAPI:
-    """The app for one process; ``ready`` names each dependency and whether it is up.
-    ``staff`` authenticates the bearer tokens of /mpi and /workbench; ``audit`` records what
-    staff did. With ``fhir`` the FHIR API is served under /fhir."""
+    """The app for one process; ``ready`` names each dependency and whether it is up (True)
+    or not (False, or a reason). ``staff`` authenticates the bearer tokens of /mpi and
+    /workbench; ``audit`` records what staff did. With ``fhir`` the FHIR API is served under
+    /fhir; with ``portal`` and ``membership`` the member and Workbench membership routes."""
     app = FastAPI(title="portalbridge", version=version,
                   description="Patient-portal integration engine: MPI, FHIR and account APIs.")
     auth = StaffAuth(staff, audit)
     app.include_router(mpi_router(search, auth, audit))
     app.include_router(audit_router(auth, audit, clock))
+    app.add_exception_handler(SQLAlchemyError, _database_unavailable)
     if fhir is not None:
         app.include_router(fhir_router(fhir, search, version))
     if portal is not None:
@@ -53,10 +61,14 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
 
     @app.get("/readyz", tags=["operations"])
     def readyz() -> JSONResponse:
-        """Every dependency this process needs is up (503 and which one otherwise)."""
+        """Every dependency this process needs is up (503, which one and why otherwise)."""
         checks = ready()
-        status = 200 if all(checks.values()) else 503
-        return JSONResponse({"ready": status == 200, "checks": checks}, status_code=status)
+        reasons = {name: value for name, value in checks.items() if isinstance(value, str)}
+        ok = all(value is True for value in checks.values())
+        body: dict[str, Any] = {"ready": ok, "checks": {n: v is True for n, v in checks.items()}}
+        if reasons:
+            body["reasons"] = reasons
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def prometheus_metrics() -> str:
@@ -64,3 +76,11 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
         return metrics()
 
     return app
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A read the database could not answer: 503, try again (the FHIR API says so itself)."""
+    error = classify_store_error(exc)
+    log.warning("HTTP %s %s: %s", request.method, request.url.path, error.reason)
+    return JSONResponse({"detail": f"the patient index is unavailable: {error.reason}"},
+                        status_code=503, headers={"Retry-After": "1"})

@@ -20,8 +20,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from engine.domain.clock import Clock, IdSource
-from engine.errors import EngineError
+from engine.errors import EngineError, TransientFailure
 from engine.rules import RoutingRules
+from engine.store.errors import classify_store_error, is_store_error
 from inbound.fhir import (
     Apply,
     Call,
@@ -30,6 +31,7 @@ from inbound.fhir import (
     authenticate,
     capability_statement,
     error_outcome,
+    issues_of,
     process_bundle,
     read_json,
     version_of_media_type,
@@ -149,9 +151,13 @@ class _Gate:
             return _response(await work(call, data), request_id)
         except EngineError as exc:
             return _error(exc, root, request_id)
-        except Exception:  # answered as a 500 OperationOutcome; logged with the trace
-            log.exception("FHIR %s %s failed (request %s)", request.method, request.url.path, request_id)
-            return _error(EngineError("internal error"), root, request_id)
+        except Exception as exc:  # the database on a read (503), else a bug (500, with the trace)
+            error = classify_store_error(exc) if is_store_error(exc) else None
+            if not isinstance(error, TransientFailure):
+                log.exception("FHIR %s %s failed (request %s)", request.method, request.url.path,
+                              request_id)
+                error = EngineError("internal error")
+            return _error(error, root, request_id)
 
     async def _body(self, request: Request) -> bytes:
         limit = self._deps.rules.fhir.max_body_bytes
@@ -227,8 +233,8 @@ def _response(answer: FhirResponse, request_id: str) -> Response:
 
 def _error(error: EngineError, root: str, request_id: str) -> Response:
     code, outcome, headers = error_outcome(error, root)
-    issue = outcome["issue"][0]
+    issue = issues_of(error, root)[0]
     # Ids, statuses and element paths only: diagnostics may quote values, which may be PHI.
-    log.info("FHIR request %s refused %d %s at %s", request_id, code, issue["code"],
-             issue["expression"][0])
+    log.info("FHIR request %s refused %d %s at %s", request_id, code, issue.code,
+             issue.log_expression)
     return _response(FhirResponse(code, outcome, headers), request_id)

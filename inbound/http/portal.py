@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.commands import Command, MessageOrigin, Outcome
 from engine.domain.clock import Clock
+from engine.enrollment_requests import storable_strings
 from engine.errors import EngineError, PolicyRefused
 from engine.member_commands import (
     ActivateMember,
@@ -65,6 +66,7 @@ class PortalDependencies:
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    _storable = model_validator(mode="before")(storable_strings)
 
 
 class PreferencesBody(_Body):

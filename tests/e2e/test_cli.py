@@ -72,4 +72,5 @@ def test_serve_refuses_an_invalid_routing_file_before_listening(tmp_path: Path) 
     bad = tmp_path / "bad.yaml"
     bad.write_text("facilities: [{code: A, tier: 1}]\nroutes: [{action: ignore}]\nsurprise: 1\n")
     done = portalbridge("serve", env={**sqlite_env(tmp_path), "PORTALBRIDGE_CONFIG": str(bad)}, check=False)
-    assert done.returncode == 1 and "surprise: unknown key" in done.stderr
+    # A command that cannot start answers 2 (`config check` alone answers "invalid" with 1).
+    assert done.returncode == 2 and "surprise: unknown key" in done.stderr

@@ -145,4 +145,4 @@ def test_cli_lists_counts_and_dead_rows_replays_them_and_tails(
     assert main(["events", "tail", "--last", "2", "--count", "2"]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [event["id"] for event in printed] == [e.event_id for e in events[1:]]
-    assert main(["outbox", "replay"]) == 1  # nothing named
+    assert main(["outbox", "replay"]) == 2  # nothing named: refused as given, like a usage error

@@ -225,8 +225,9 @@ def test_converter_patient_demographics(database_url: str, tmp_path: Path) -> No
         assert stored is not None
         record = stored.record
         demo = record.demographics
-        assert record.key == RecordKey("CLINIC", "http://example.com/v2-to-fhir-converter/Identifier/test",
-                                       "1234567")
+        # No identifier of the clinic's own authority: the MR of the alphabetically first
+        # authority keys the record, whatever the order of the identifiers (mpi.keys).
+        assert record.key == RecordKey("CLINIC", "1.3.6.1.4.1.44750.1.2.2", "DB123")
         assert [n.family for n in demo.names] == ["EVERYMAN", "Josh", "elbert", "RADIANT", "Jack"]
         assert demo.names[0] == PersonName("EVERYMAN", ("ADAM", "A", "Addsm"), "Dr.", "III MD PF", "usual")
         assert demo.mothers_maiden_name == "SMITH--Angela--L"

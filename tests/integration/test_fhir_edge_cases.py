@@ -29,6 +29,11 @@ def test_duplicate_keys_are_refused_and_named(database_url: str, tmp_path: Path)
         assert "duplicate JSON key 'gender'" in issue(top)["diagnostics"]
         nested = _post(client, text.replace('"family": "Chalmers"', '"family": "A", "family": "B"').encode())
         assert issue(nested)["expression"] == ["Patient.name[0].family"]
+        both = text.replace('"gender": "male"', '"gender": "male", "gender": "female"')
+        both = both.replace('"family": "Chalmers"', '"family": "A", "family": "B"')
+        answer = _post(client, both.encode()).json()
+        assert [i["expression"] for i in answer["issue"]] == [["Patient.gender"],
+                                                              ["Patient.name[0].family"]]
         assert record_rows(runtime) == 0
 
 

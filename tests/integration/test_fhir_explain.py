@@ -70,7 +70,7 @@ def test_bundles_are_explained_entry_by_entry(database_url: str, tmp_path: Path,
                          tmp_path, monkeypatch, capsys)
     assert code == 1
     assert "as POST [base] (batch: each entry on its own)" in out
-    assert "entry 0: MessageHeader: refused, 404 Not Found" in out
+    assert "entry 0: 404 Not Found" in out
     assert "refused at Bundle.entry[4].resource.telecom[0].system" in out
 
 

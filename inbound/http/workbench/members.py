@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.enrollment_requests import storable_strings
 from engine.member_commands import (
     ChangeMembershipStatus,
     ManageToken,
@@ -30,6 +31,7 @@ Status = Literal["pending", "active", "inactive", "inactive/minor"]
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    _storable = model_validator(mode="before")(storable_strings)
 
 
 class ReasonBody(_Body):

@@ -35,6 +35,24 @@ def test_duplicate_keys_are_refused_with_their_path(raw: bytes, where: str) -> N
     assert error.issues[0].code == "structure"
 
 
+def test_every_duplicate_key_is_one_issue_outer_objects_first() -> None:
+    raw = (b'{"gender": "male", "name": [{"family": "A", "family": "B", "given": ["x"]}],'
+           b' "gender": "female", "birthDate": "1970", "birthDate": "1971", "gender": "other",'
+           b' "address": [{"city": "X", "city": "Y"}]}')
+    error = _refusal(raw)
+    found = [(i.expression, i.diagnostics) for i in error.issues]
+    assert [where for where, _ in found] == ["Patient.gender", "Patient.birthDate",
+                                             "Patient.name[0].family", "Patient.address[0].city"]
+    assert "duplicate JSON key 'gender' (3 times)" in found[0][1]
+    assert all(i.code == "structure" for i in error.issues)
+
+
+def test_a_body_of_duplicates_is_answered_with_a_bounded_list() -> None:
+    raw = b"{" + b", ".join(b'"k%d": 1, "k%d": 2' % (n, n) for n in range(150)) + b"}"
+    issues = _refusal(raw).issues
+    assert len(issues) == 101 and issues[-1].diagnostics == "50 more duplicate keys are not listed"
+
+
 @pytest.mark.parametrize("raw", [b"", b"{", b"[1]", b'"text"', b'{"a": NaN}', b'{"a": -Infinity}'])
 def test_what_is_not_a_json_object_is_refused(raw: bytes) -> None:
     error = _refusal(raw)

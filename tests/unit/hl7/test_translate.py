@@ -8,9 +8,9 @@ from engine.commands import ChangePatientIdentifier, MergePatientRecords, Upsert
 from engine.errors import InvalidMessage
 from engine.routing import Router
 from engine.rules import RoutingRules
+from inbound.hl7.adt import translate
 from inbound.hl7.header import read_header
 from inbound.hl7.reader import parse
-from inbound.hl7.translate import translate
 from mpi.model import Address, Identifier, PersonName, RecordKey, Telecom
 from tests.unit.hl7.hl7_corpus import corpus_messages
 
@@ -20,7 +20,8 @@ MSH = "MSH|^~\\&|APP|GHH|PB|PB|20260101120000||ADT^{trigger}|C1|P|2.5.1\r"
 def command_for(text: str, rules: RoutingRules) -> object:
     message = parse(text)
     header = read_header(message)
-    return translate(message, header, Router(rules).route(header.route_request()))
+    command, _ = translate(message, header, Router(rules).route(header.route_request()))
+    return command
 
 
 def pid_with(**fields: str) -> str:

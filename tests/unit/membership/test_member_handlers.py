@@ -224,3 +224,12 @@ routes: [{action: upsert_patient, enroll: {requires: [email], enrolling_user: AD
     assert request.data == {"request_id": "route:APP^NORTH:adt-100-4", "identifier": "NGH|100",
                             "communication": "email", "enrolling_user": "ADT-FEED",
                             "email": "ann@example.org"}
+
+
+@pytest.mark.parametrize("value", ["ann\x00@example.org", "ann\ud800@example.org"])
+def test_a_request_no_database_could_store_is_refused_before_the_committer(value: str) -> None:
+    from engine.enrollment_requests import parse_request
+    from engine.errors import InvalidMessage
+
+    with pytest.raises(InvalidMessage, match="email holds a"):
+        parse_request({"identifier": "NGH|100", "email": value})
