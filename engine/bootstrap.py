@@ -124,11 +124,11 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
         database = open_database(settings.database_url)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
+    _ensure_schema(database, migrate_sqlite)
     box: SecretBox = NoKeyBox()
     if needs_key or settings.secret_key or settings.secret_key_file:
         box = AesGcmBox(load_key(settings.secret_key, settings.secret_key_file,
                                  embedded=is_sqlite(database), folder=settings.working_folder))
-    _ensure_schema(database, migrate_sqlite)
     clock, ids, random = clock or SystemClock(), ids or RandomIds(), SystemRandom()
     policies = rules.membership.policies()
     effects = Effects(ids=ids, box=box, publish=frozenset(rules.events.publish),

@@ -98,7 +98,7 @@ def _staff_add(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime
 
     roles = frozenset(Role.parse(text) for text in args.role)  # before touching the database
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, needs_key=False)
     detail = {"name": args.name[:100], "roles": _roles(roles)}
     with _audited(runtime, "staff.add", args.reason, detail):
         principal, token = runtime.staff.add(args.name, roles)
@@ -113,7 +113,7 @@ def _staff_add(args: argparse.Namespace, settings: Settings) -> int:
 def _staff_list(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime
 
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, needs_key=False)
     with _audited(runtime, "staff.list", "", {}):
         entries = runtime.staff.list()
     print("id\tname\troles\tcreated\trevoked")
@@ -125,7 +125,7 @@ def _staff_list(args: argparse.Namespace, settings: Settings) -> int:
 def _staff_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bootstrap import build_runtime
 
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, needs_key=False)
     detail = {"staff": args.who[:100]}
     with _audited(runtime, "staff.revoke", args.reason, detail):
         entry = runtime.staff.revoke(args.who)
@@ -140,7 +140,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.limit < 1:
         raise RejectedMessage("--limit must be at least 1")
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, needs_key=False)
     try:
         since = parse_since(args.since, runtime.clock.now()) if args.since else None
     except ValueError as exc:

@@ -30,6 +30,7 @@ from engine.store.tables import outbox
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.e2e.conftest import PORTALBRIDGE, free_port, portalbridge
 from tests.e2e.test_shutdown import accepts, stopwatch_sigterm, wait_for
+from tests.fakes import TEST_SECRET_KEY
 from tests.integration.conftest import amqp_url, rabbitmq_vhost
 from tests.integration.engine_harness import MllpConnection, msa
 from tests.integration.fhir_harness import CLINIC_TOKEN, FHIR_JSON, rules_yaml
@@ -91,7 +92,8 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PORTALBRIDGE_")}
     return {**base, "PORTALBRIDGE_DATABASE_URL": database_url, "PORTALBRIDGE_CONFIG": str(rules),
             "PORTALBRIDGE_MLLP_PORT": str(free_port()), "PORTALBRIDGE_HTTP_PORT": str(free_port()),
-            "PORTALBRIDGE_LOG_LEVEL": "DEBUG", "PORTALBRIDGE_SHUTDOWN_TIMEOUT": "5"}
+            "PORTALBRIDGE_LOG_LEVEL": "DEBUG", "PORTALBRIDGE_SHUTDOWN_TIMEOUT": "5",
+            "PORTALBRIDGE_SECRET_KEY": TEST_SECRET_KEY}
 
 
 @contextmanager

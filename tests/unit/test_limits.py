@@ -15,7 +15,15 @@ from engine.errors import InvalidMessage
 from engine.handlers import MessageBus
 from engine.limits import check_command
 from engine.rules import RoutingRules
-from engine.store.tables import audit_log, inbound_messages, metadata, outbox, staff_users
+from engine.store.tables import (
+    audit_log,
+    inbound_messages,
+    members,
+    metadata,
+    notifications,
+    outbox,
+    staff_users,
+)
 from mpi import limits as mpi_limits
 from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
 from mpi.tables import identifiers, patients, source_records
@@ -59,6 +67,31 @@ COLUMN_LIMITS = {
     (audit_log, "outcome"): engine_limits.AUDIT_OUTCOME_CHARS,
     (audit_log, "member_id"): mpi_limits.RECORD_ID_CHARS,
     (audit_log, "patient_id"): mpi_limits.RECORD_ID_CHARS,
+    (members, "id"): engine_limits.MEMBER_ID_CHARS,
+    (members, "patient_id"): mpi_limits.RECORD_ID_CHARS,
+    (members, "enrollment_status"): engine_limits.ENROLLMENT_STATUS_CHARS,
+    (members, "membership_status"): engine_limits.MEMBERSHIP_STATUS_CHARS,
+    (members, "email"): engine_limits.EMAIL_CHARS,
+    (members, "mobile"): engine_limits.MOBILE_CHARS,
+    (members, "carrier"): engine_limits.CARRIER_CHARS,
+    (members, "communication"): engine_limits.COMMUNICATION_CHARS,
+    (members, "locale"): engine_limits.LOCALE_CHARS,
+    (members, "mode"): engine_limits.ENROLLMENT_MODE_CHARS,
+    (members, "enrolled_by"): engine_limits.ENROLLED_BY_CHARS,
+    (members, "token_digest"): engine_limits.TOKEN_DIGEST_CHARS,
+    (members, "passphrase_hash"): engine_limits.SECRET_HASH_CHARS,
+    (members, "username"): engine_limits.USERNAME_CHARS,
+    (members, "username_key"): engine_limits.USERNAME_CHARS,
+    (members, "password_hash"): engine_limits.SECRET_HASH_CHARS,
+    (members, "reset_digest"): engine_limits.TOKEN_DIGEST_CHARS,
+    (notifications, "id"): engine_limits.NOTIFICATION_ID_CHARS,
+    (notifications, "member_id"): engine_limits.MEMBER_ID_CHARS,
+    (notifications, "kind"): engine_limits.NOTIFICATION_KIND_CHARS,
+    (notifications, "channel"): engine_limits.NOTIFICATION_CHANNEL_CHARS,
+    (notifications, "recipient"): engine_limits.EMAIL_CHARS,
+    (notifications, "carrier"): engine_limits.CARRIER_CHARS,
+    (notifications, "locale"): engine_limits.LOCALE_CHARS,
+    (notifications, "status"): engine_limits.NOTIFICATION_STATUS_CHARS,
 }
 
 
