@@ -41,7 +41,7 @@ from outbound.factory import build_relay  # noqa: E402
 from outbound.outbox_store import row_from  # noqa: E402
 from outbound.relay import RelayPolicy  # noqa: E402
 from outbound.status_events import to_message  # noqa: E402
-from tests.integration.relay_support import interleaved  # noqa: E402
+from tests.integration.relay_support import interleaved, sequences  # noqa: E402
 
 ADMIN_URL = os.environ.get("PORTALBRIDGE_TEST_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -87,8 +87,9 @@ def prepare_broker(amqp_url: str) -> None:
 def commit_rows(database: Engine, events: int) -> None:
     """``events`` committed mpi.changed rows for 1,000 patients (not timed)."""
     messages = interleaved(subjects=1000, per_subject=max(1, events // 1000))[:events]
+    numbers = sequences(messages)
     rows = [{"event_id": m.event_id, "routing_key": m.routing_key, "subject": m.subject,
-             "sequence": m.sequence, "correlation_id": m.correlation_id,
+             "sequence": numbers[m.event_id], "correlation_id": m.correlation_id,
              "occurred_at": m.occurred_at, "data": _json(m.data)} for m in messages]
     with database.begin() as conn:
         conn.execute(text("TRUNCATE outbox RESTART IDENTITY"))

@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from engine.audit import AuditLog
 from engine.blocking import Background, touch_while_alive
-from engine.broker import is_amqp_url
+from engine.broker import is_amqp_url, partition_queue
 from engine.commands import Command, Outcome
 from engine.committer import GroupCommitter
 from engine.config import Settings
@@ -48,6 +48,7 @@ from engine.store.member_queries import MemberQueries
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
 from engine.store.staff import SqlStaffDirectory
+from inbound.amqp_dispatch import PartitionDispatcher, patient_key
 from inbound.amqp_worker import Hl7QueueWorker
 from inbound.enrollment_queue import EnrollmentQueueConsumer
 from inbound.fhir import explain_fhir
@@ -120,10 +121,7 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
     ``needs_key=False`` is for commands that never seal a secret: no key is read or made.
     """
     rules = rules or load_rules(settings.config_path)
-    try:
-        database = open_database(settings.database_url)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
+    database = _open_database(settings)
     _ensure_schema(database, migrate_sqlite)
     box: SecretBox = NoKeyBox()
     if needs_key or settings.secret_key or settings.secret_key_file:
@@ -156,10 +154,7 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
 
 def upgrade_database(settings: Settings) -> str:
     """``portalbridge db upgrade``: migrate to the latest revision; the database's URL."""
-    try:
-        database = open_database(settings.database_url)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
+    database = _open_database(settings)
     try:
         upgrade(database)
         incomplete = pending_revision(database) is not None
@@ -170,6 +165,14 @@ def upgrade_database(settings: Settings) -> str:
     if incomplete:  # pragma: no cover - Alembic raises rather than stopping short
         raise StoreUnavailable("the upgrade stopped before the latest schema revision")
     return database.url.render_as_string(hide_password=True)
+
+
+def _open_database(settings: Settings) -> Engine:
+    """The database of the settings, with their timeouts; a malformed URL is a clear error."""
+    try:
+        return open_database(settings.database_url, timeouts=settings.database_timeouts)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(f"PORTALBRIDGE_DATABASE_URL: {exc}") from None
 
 
 def _ensure_schema(database: Engine, migrate_sqlite: bool) -> None:
@@ -381,10 +384,19 @@ def notifier(runtime: Runtime) -> Notifier:
 
 
 def _worker(runtime: Runtime) -> Hl7QueueWorker:
-    if not is_amqp_url(runtime.settings.broker_url):
+    settings = runtime.settings
+    if not is_amqp_url(settings.broker_url):
         raise ConfigurationError("the worker consumes RabbitMQ queues: set "
                                  "PORTALBRIDGE_BROKER_URL=amqp://user:password@host:5672/vhost")
-    return Hl7QueueWorker(runtime.settings.broker_url, _hl7_receiver(runtime).handle_message)
+    handle = _hl7_receiver(runtime).handle_message
+    partitions = settings.inbound_partitions
+    if not partitions:
+        return Hl7QueueWorker(settings.broker_url, handle)
+    mine = sorted(settings.worker_partitions or range(partitions))
+    rules, router = runtime.rules.hl7, runtime.router
+    dispatcher = PartitionDispatcher(partitions, lambda body: patient_key(body, router, rules))
+    return Hl7QueueWorker(settings.broker_url, handle, queues=[partition_queue(n) for n in mine],
+                          dispatcher=dispatcher)
 
 
 def _hl7_receiver(runtime: Runtime) -> Hl7Receiver:

@@ -111,7 +111,7 @@ class GroupCommitter:
 
     def start(self) -> None:
         """Start the writer threads. Several writers overlap one's database waits with the
-        others' work; the store must keep concurrent groups apart (see mpi.sql's locks)."""
+        others' work; the store must keep concurrent groups apart (see mpi.locks)."""
         self._threads = [threading.Thread(target=self._run, name=f"group-committer-{n}", daemon=True)
                          for n in range(self._writers)]
         for thread in self._threads:

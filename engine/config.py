@@ -6,14 +6,31 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.errors import ConfigurationError
 
-__all__ = ["Settings", "setting_names"]
+__all__ = ["DatabaseTimeouts", "Settings", "setting_names"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
 DEFAULT_MAIL_URL = "file://mail"  # one RFC 5322 file per message in ./mail
+MAX_PARTITIONS = 256  # each partition is a quorum queue of its own
+A_DAY = 86400.0  # no wait on the database is meant to be unbounded, or nearly so
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseTimeouts:
+    """How long anything may wait on the database, in seconds (README, settings table).
+
+    A unit of work that cannot get its locks within ``lock`` fails as a transient failure
+    (AE, 503, requeue) instead of hanging; ``statement`` bounds any one statement and
+    ``connect`` the opening of a connection. SQLite waits ``lock`` for its write lock.
+    """
+
+    statement: float = 30.0
+    lock: float = 5.0
+    connect: float = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +56,11 @@ class Settings:
     #: Where notifications go: file://FOLDER, smtp://..., smtps://... It may hold the SMTP
     #: password, so it is left out of the settings' repr.
     mail_url: str = field(default=DEFAULT_MAIL_URL, repr=False)
+    database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
+    #: Partition queues of the AMQP inbound path (0: the one ordered queue, no partitions).
+    inbound_partitions: int = 0
+    #: The partitions this worker consumes; None: all of them.
+    worker_partitions: frozenset[int] | None = None
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -70,6 +92,11 @@ class Settings:
             writer_stall_seconds=_seconds(env, "PORTALBRIDGE_WRITER_STALL_SECONDS", 30.0),
             shutdown_timeout=_seconds(env, "PORTALBRIDGE_SHUTDOWN_TIMEOUT", 10.0),
             mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,
+            database_timeouts=DatabaseTimeouts(
+                statement=_seconds(env, "PORTALBRIDGE_DB_STATEMENT_TIMEOUT", 30.0, below=A_DAY),
+                lock=_seconds(env, "PORTALBRIDGE_DB_LOCK_TIMEOUT", 5.0, below=A_DAY),
+                connect=_seconds(env, "PORTALBRIDGE_DB_CONNECT_TIMEOUT", 5.0, below=A_DAY)),
+            **_partitioning(env),
         )
 
 
@@ -129,7 +156,8 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float,
+             below: float = float("inf")) -> float:
     raw = env.get(name)
     if not raw:
         return default
@@ -139,6 +167,9 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigurationError(f"{name}: {raw!r} is not a number of seconds") from None
     if not value > 0 or value == float("inf"):
         raise ConfigurationError(f"{name}: {raw} must be a positive number of seconds")
+    if value >= below:
+        raise ConfigurationError(f"{name}: {raw} must be less than {below:.0f} seconds "
+                                 "(every wait is bounded)")
     return value
 
 
@@ -154,3 +185,39 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name}: {port} is outside 0-65535")
     return port
 
+def _partitioning(env: Mapping[str, str]) -> dict[str, Any]:
+    """``inbound_partitions`` and ``worker_partitions`` (the ones this worker applies; None:
+    all of them)."""
+    raw = env.get("PORTALBRIDGE_INBOUND_PARTITIONS")
+    partitions = int(raw) if raw and raw.isdigit() else None
+    if raw and partitions is None:
+        raise ConfigurationError(f"PORTALBRIDGE_INBOUND_PARTITIONS: {raw!r} is not a whole number")
+    partitions = partitions or 0
+    if partitions > MAX_PARTITIONS:
+        raise ConfigurationError(f"PORTALBRIDGE_INBOUND_PARTITIONS: {partitions} is more than "
+                                 f"{MAX_PARTITIONS}")
+    chosen = env.get("PORTALBRIDGE_WORKER_PARTITIONS")
+    if not chosen:
+        return {"inbound_partitions": partitions, "worker_partitions": None}
+    if partitions == 0:
+        raise ConfigurationError("PORTALBRIDGE_WORKER_PARTITIONS is set but "
+                                 "PORTALBRIDGE_INBOUND_PARTITIONS is not: set both")
+    return {"inbound_partitions": partitions,
+            "worker_partitions": _partition_list(chosen, partitions)}
+
+
+def _partition_list(raw: str, partitions: int) -> frozenset[int]:
+    """``"0,2"`` or ``"0-3,6"`` -> the partition numbers, each below ``partitions``."""
+    chosen: set[int] = set()
+    for part in raw.replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or not (last.isdigit() or not last):
+            raise ConfigurationError(f"PORTALBRIDGE_WORKER_PARTITIONS: {raw!r} is not a list "
+                                     "like 0,2 or 0-3")
+        chosen.update(range(int(first), int(last or first) + 1))
+    beyond = sorted(n for n in chosen if n >= partitions)
+    if beyond or not chosen:
+        raise ConfigurationError(f"PORTALBRIDGE_WORKER_PARTITIONS: partitions {beyond or raw} do "
+                                 f"not exist (PORTALBRIDGE_INBOUND_PARTITIONS={partitions}: 0-"
+                                 f"{partitions - 1})")
+    return frozenset(chosen)

@@ -159,7 +159,7 @@ class EnrollmentTrigger:
         request_id = f"route:{origin.sender}:{origin.control_id}"[:200]
         uow.outbox.add(OutboxMessage(
             event_id=self._ids.new_uuid(), routing_key=ENROLLMENT_REQUEST_KEY,
-            subject=f"enroll:{patient.id}", sequence=0, correlation_id=origin.control_id,
+            subject=f"enroll:{patient.id}", correlation_id=origin.control_id,
             occurred_at=record.updated_at, data=self._body(request_id, command, rule, patient.best)))
         return True
 

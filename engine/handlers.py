@@ -258,9 +258,8 @@ class MessageBus:
             event = self._mpi_changed(change, origin)
             uow.outbox.add(OutboxMessage(
                 event_id=self._ids.new_uuid(), routing_key=event.routing_key,
-                subject=event.subject, sequence=self._next_sequence(change.patient_id, uow),
-                correlation_id=event.correlation_id, occurred_at=event.occurred_at,
-                data=event.data()))
+                subject=event.subject, correlation_id=event.correlation_id,
+                occurred_at=event.occurred_at, data=event.data()))
         return len(changes)
 
     def _mpi_changed(self, change: PatientChange, origin: MessageOrigin) -> MpiRecordChanged:
@@ -273,15 +272,6 @@ class MessageBus:
             source={"channel": origin.channel, "sender": origin.sender,
                     "message_type": origin.message_type, "control_id": origin.control_id,
                     "facility": origin.facility})
-
-    @staticmethod
-    def _next_sequence(patient_id: str, uow: UnitOfWork) -> int:
-        patient = uow.mpi.get_patient(patient_id)
-        if patient is None:  # pragma: no cover - a change always names a stored patient
-            return 0
-        patient.event_sequence += 1
-        uow.mpi.patient_changed(patient)
-        return patient.event_sequence
 
 
 _MEMBER_COMMANDS = MemberCommand.__args__

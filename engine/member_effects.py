@@ -94,11 +94,9 @@ class Effects:
                     old_status=_status(event.old_status), new_status=_status(event.new_status) or "",
                     enrollment_status=member.enrollment_status.value, reason=event.reason or None,
                     actor_type=actor.type, actor_id=actor.id, **extra)
-        member.event_sequence += 1
-        uow.outbox.add(OutboxMessage(
+        uow.outbox.add(OutboxMessage(  # the store numbers the member's events at commit
             event_id=self._ids.new_uuid(), routing_key=fact.routing_key, subject=member.id,
-            sequence=member.event_sequence, correlation_id=correlation_id,
-            occurred_at=event.occurred_at, data=fact.data()))
+            correlation_id=correlation_id, occurred_at=event.occurred_at, data=fact.data()))
 
     def _notify(self, member: Member, event: ev.MemberEvent, uow: UnitOfWork,
                 secrets: Secrets) -> None:

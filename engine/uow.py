@@ -26,12 +26,15 @@ __all__ = ["Inbox", "Outbox", "OutboxMessage", "UnitOfWork"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutboxMessage:
-    """One event waiting to be published."""
+    """One event waiting to be published.
+
+    It carries no sequence number: the store numbers a subject's events when the unit of
+    work commits, from a counter in the database (``Outbox.add``).
+    """
 
     event_id: str
     routing_key: str
-    subject: str
-    sequence: int
+    subject: str  # whose event it is: a patient id, a member id, ...
     correlation_id: str
     occurred_at: datetime
     data: dict[str, Any]
@@ -57,7 +60,12 @@ class Outbox(ABC):
 
     @abstractmethod
     def add(self, message: OutboxMessage) -> None:
-        """Queue ``message``; it is stored with the unit of work's commit."""
+        """Queue ``message``; it is stored with the unit of work's commit.
+
+        At commit each message gets the next sequence number of its subject, in the order
+        the messages were added, taken from the database inside the same transaction: so the
+        numbers of one subject never repeat or skip, whatever number of writers run.
+        """
 
 
 class UnitOfWork(ABC):

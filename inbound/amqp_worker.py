@@ -2,9 +2,15 @@
 # (kombu annotates only part of its API; its calls are checked by the tests instead)
 """``portalbridge worker``: HL7 v2 messages from the ``portalbridge.inbound.hl7`` queue.
 
-One AMQP message carries one HL7 v2 message (the bytes an MLLP frame would carry). It takes
-the MLLP path through :class:`~inbound.hl7.receiver.Hl7Receiver` and the group committer, and
-the error class decides what happens to the AMQP message:
+One AMQP message carries one HL7 v2 message (the bytes an MLLP frame would carry). Without
+partitions the worker applies the messages of ``portalbridge.inbound.hl7`` itself; with
+``PORTALBRIDGE_INBOUND_PARTITIONS`` it moves each to its partition queue
+(``inbound.amqp_dispatch``) and applies those of its partitions
+(``PORTALBRIDGE_WORKER_PARTITIONS``). Every one of these queues has a single active
+consumer, so per patient the messages are applied in the order they arrived.
+
+An applied message takes the MLLP path through :class:`~inbound.hl7.receiver.Hl7Receiver`
+and the group committer, and the error class decides what happens to the AMQP message:
 
 * applied (or a duplicate): the ACK goes to ``reply_to`` if the request named one, then the
   message is acked: only after its unit of work committed;
@@ -24,7 +30,9 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +48,12 @@ from engine.broker import (
     HL7_QUEUE,
     DeadLetterHeaders,
     broker_errors,
+    declare_partitions,
     declare_topology,
     open_connection,
 )
 from engine.errors import EngineError, RejectedMessage, StoreUnavailable, TransientFailure
+from inbound.amqp_dispatch import PartitionDispatcher
 
 __all__ = ["HL7_CONTENT_TYPE", "Hl7QueueWorker", "WorkerPolicy"]
 
@@ -61,6 +71,7 @@ class WorkerPolicy:
     """Back-off and patience of a worker."""
 
     prefetch: int = 1  # one message at a time: the queue's order is the apply order
+    dispatch_prefetch: int = 50  # messages in flight to the partition-moving consumer
     retry_initial: float = 0.5
     retry_max: float = 30.0
     internal_retries: int = 3  # in-place tries of a non-database failure before handing back
@@ -68,19 +79,29 @@ class WorkerPolicy:
 
 
 class Hl7QueueWorker:
-    """Consumes one inbound HL7 queue until stopped; reconnects with back-off."""
+    """Consumes the inbound HL7 queues until stopped; reconnects with back-off.
+
+    ``queues`` are applied (the entry queue, or this worker's partitions); with a
+    ``dispatcher`` the entry queue's messages are moved to their partitions instead.
+    """
 
     def __init__(self, url: str, handle: Handle, policy: WorkerPolicy | None = None, *,
-                 queue: str = HL7_QUEUE) -> None:
+                 queues: Sequence[str] = (HL7_QUEUE,),
+                 dispatcher: PartitionDispatcher | None = None) -> None:
         self._url = url
         self._handle = handle
         self.policy = policy or WorkerPolicy()
-        self._queue = queue
+        self._queues = tuple(queues)
+        self._dispatcher = dispatcher
         self._connection: Connection | None = None
         self._producer: Producer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._outage_tries = 0  # reset once consuming again, so each outage starts short
+        #: Deliveries not handled yet, in arrival order, with their handler. Handling one may
+        #: wait for a publisher confirm, and py-amqp hands over further deliveries while it
+        #: waits: they are queued here, never handled inside another's handling.
+        self._received: deque[tuple[Callable[[Message], None], Message]] = deque()
 
     def run(self, stop: threading.Event, on_cycle: Callable[[], None] | None = None) -> None:
         """Consume until ``stop`` is set; an unreachable broker is retried with back-off."""
@@ -100,25 +121,48 @@ class Hl7QueueWorker:
         connection = self._connection = open_connection(self._url, heartbeat=30,
                                                         confirm_publish=True)
         try:
-            with broker_errors():
+            with broker_errors(), ExitStack() as consumers:
                 channel = connection.channel()
                 declare_topology(channel)
+                if self._dispatcher is not None:
+                    declare_partitions(channel, self._dispatcher.partitions)
                 self._producer = Producer(connection.channel())
-                queue = Queue(self._queue, no_declare=True)
-                with Consumer(channel, [queue], on_message=self._on_message,
-                              prefetch_count=self.policy.prefetch):
-                    log.info("worker: consuming %s", self._queue)
-                    self._outage_tries = 0
-                    while not stop.is_set():
-                        if on_cycle is not None:
-                            on_cycle()
-                        try:
-                            connection.drain_events(timeout=self.policy.poll)
-                        except TimeoutError:
-                            connection.heartbeat_check()
+                consumers.enter_context(self._consumer(channel))
+                if self._dispatcher is not None:
+                    consumers.enter_context(self._dispatching(connection.channel()))
+                log.info("worker: applying %s%s", ", ".join(self._queues),
+                         f"; moving {HL7_QUEUE} to {self._dispatcher.partitions} partitions"
+                         if self._dispatcher is not None else "")
+                self._outage_tries = 0
+                while not stop.is_set():
+                    if on_cycle is not None:
+                        on_cycle()
+                    if self._received:
+                        handler, message = self._received.popleft()
+                        handler(message)
+                        continue
+                    try:
+                        connection.drain_events(timeout=self.policy.poll)
+                    except TimeoutError:
+                        connection.heartbeat_check()
         finally:
+            self._received.clear()  # unacked: the broker delivers them again
             self._connection = self._producer = None
             connection.release()
+
+    def _consumer(self, channel: Any) -> Consumer:
+        return Consumer(channel, [Queue(name, no_declare=True) for name in self._queues],
+                        on_message=lambda m: self._received.append((self._on_message, m)),
+                        prefetch_count=self.policy.prefetch)
+
+    def _dispatching(self, channel: Any) -> Consumer:
+        return Consumer(channel, [Queue(HL7_QUEUE, no_declare=True)],
+                        on_message=lambda m: self._received.append((self._move, m)),
+                        prefetch_count=self.policy.dispatch_prefetch)
+
+    def _move(self, message: Message) -> None:
+        assert self._dispatcher is not None and self._producer is not None
+        self._dispatcher.move(message, self._producer)
 
     def _outage_wait(self, _state: RetryCallState) -> float:
         """Capped exponential, counted from the last time the worker was consuming."""
@@ -197,17 +241,23 @@ class Hl7QueueWorker:
             DeadLetterHeaders.LOCATION: error.location or "",
             DeadLetterHeaders.ERROR: type(error).__name__,
             DeadLetterHeaders.HL7_ERROR_CODE: error.hl7_error_code,
-            DeadLetterHeaders.QUEUE: self._queue,
+            DeadLetterHeaders.QUEUE: _queue_of(message),
         })
         with broker_errors():  # confirmed (connection option): only then is the original acked
             self._producer.publish(
-                message.body, exchange=DEAD_EXCHANGE, routing_key=self._queue, headers=headers,
+                message.body, exchange=DEAD_EXCHANGE, routing_key=_queue_of(message), headers=headers,
                 content_type=properties.get("content_type") or HL7_CONTENT_TYPE,
                 content_encoding="binary", message_id=properties.get("message_id"),
                 correlation_id=properties.get("correlation_id"), delivery_mode=2,
                 mandatory=True, retry=False)
         log.info("worker: message %s dead-lettered (%s at %s)",
                  properties.get("message_id", "-"), type(error).__name__, error.location or "-")
+
+
+def _queue_of(message: Message) -> str:
+    """The queue a message was taken from (published with the default exchange: its key)."""
+    info: dict[str, Any] = message.delivery_info or {}
+    return str(info.get("routing_key") or HL7_QUEUE)
 
 
 def _result(state: RetryCallState) -> Answer:

@@ -120,8 +120,6 @@ class Member:
     reset: ActivationToken | None = None
     activated_at: datetime | None = None
     version: int = 0
-    #: Status events published about this member so far (their per-subject sequence).
-    event_sequence: int = 0
     events: list[ev.MemberEvent] = field(default_factory=list)
 
     # -- enrollment -------------------------------------------------------------------------

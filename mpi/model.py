@@ -265,5 +265,3 @@ class Patient:
     winner_facility: str = ""
     winner_tier: int | None = None
     merged_into: str | None = None
-    #: Increases by one for every event about this patient, so consumers can detect gaps.
-    event_sequence: int = 0

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 
 from mpi.limits import first_unstorable
 from mpi.model import Patient, RecordKey, SourceRecord
-from mpi.sql import patient_from_row, record_from_row
+from mpi.rows import patient_from_row, record_from_row
 from mpi.tables import identifiers, patients, source_records
 
 __all__ = ["MpiSearch", "PatientView", "RecordView"]

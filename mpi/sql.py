@@ -11,29 +11,34 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from psycopg.rows import dict_row
-from sqlalchemy import Connection, bindparam, delete, select, tuple_
+from sqlalchemy import Connection, bindparam, delete, or_, select, tuple_
 
 from mpi.bulk import insert_rows, update_rows
-from mpi.limits import BIRTH_DATE_KEY_CHARS, FAMILY_NAME_KEY_CHARS
-from mpi.model import Demographics, Identifier, Patient, RecordKey, SourceRecord
+from mpi.locks import lock_identifiers, lock_patients, locked_prefetch
+from mpi.model import Identifier, Patient, RecordKey, SourceRecord
 from mpi.repository import MpiRepository
+from mpi.rows import IdentKey, ident_rows, patient_from_row, patient_row, record_from_row, record_row
 from mpi.tables import identifiers, patients, source_records
 
-__all__ = ["SqlMpiRepository", "patient_from_row", "record_from_row"]
-
-IdentKey = tuple[str, str]
+__all__ = ["SqlMpiRepository"]
 
 
 class SqlMpiRepository(MpiRepository):
-    """``MpiRepository`` over one SQLAlchemy ``Connection`` inside an open transaction."""
+    """``MpiRepository`` over one SQLAlchemy ``Connection`` inside an open transaction.
+
+    On PostgreSQL it keeps the locking rule of ``mpi.locks``: when a read returns, every
+    patient and every record in the map was read after its patient's row was locked by this
+    transaction (or the patient is new), so nothing it hands out can be changed by another
+    writer before this one commits. Reads outside the prefetch (rare: a merge chain, a link
+    by record id) lock what they find and read it again. SQLite has one writer: no locks.
+    """
 
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
+        self._locking = connection.dialect.name == "postgresql"
+        self._locked: set[str] = set()  # patients locked (or created) by this transaction
         self._records: dict[str, SourceRecord] = {}
         self._by_key: dict[RecordKey, str] = {}
         self._absent_keys: set[RecordKey] = set()
@@ -58,7 +63,9 @@ class SqlMpiRepository(MpiRepository):
             return self._records[record_id]
         if key in self._absent_keys:
             return None
+        self._lock_identifiers([(key.authority, key.mrn)])  # a record's key is an identifier
         self._load_records(select(source_records).where(_key_is(key)))
+        self._settle()
         record_id = self._by_key.get(key)
         if record_id is None:
             self._absent_keys.add(key)
@@ -68,6 +75,7 @@ class SqlMpiRepository(MpiRepository):
     def get_record_by_id(self, record_id: str) -> SourceRecord | None:
         if record_id not in self._records:
             self._load_records(select(source_records).where(source_records.c.id == record_id))
+            self._settle()
         return self._records.get(record_id)
 
     def records_with_identifier(self, identifier: Identifier) -> list[SourceRecord]:
@@ -98,15 +106,30 @@ class SqlMpiRepository(MpiRepository):
         wanted_idents = sorted(asked - self._complete_idents)
         if not wanted_idents:
             return
-        loaded_patients = set()
-        for row in _records_of_involved_patients(self._conn, wanted_idents):
-            self._take_record_row(row)
-            loaded_patients.add(row["patient_id"])
-            if row["p_id"] is not None and row["p_id"] not in self._patients:
-                self._patients[row["p_id"]] = patient_from_row(row, prefix="p_")
-        self._complete_patients.update(loaded_patients)
+        rows: Iterable[Any]
+        if self._locking:
+            locked, rows = locked_prefetch(self._conn, wanted_idents)
+            self._locked |= locked
+        else:
+            rows = self._conn.execute(_RECORDS_OF_INVOLVED_PATIENTS,
+                                      {"idents": wanted_idents}).mappings()
+        self._take_involved(rows)
         self._complete_idents.update(wanted_idents)
         self._absent_keys.update(k for k in wanted_keys if k not in self._by_key)
+        # A merge committed between the locks and the read may have moved records of these
+        # identifiers to a patient not locked yet: lock it and read its records again.
+        self._settle()
+
+    def _take_involved(self, rows: Iterable[Any]) -> None:
+        """Take the prefetch's rows: records, their patients, and which patients are complete."""
+        loaded_patients = set()
+        for row in rows:
+            self._takerecord_row(row)
+            loaded_patients.add(row["patient_id"])
+            patient_id = row["p_id"]
+            if patient_id is not None and patient_id not in self._patients:
+                self._patients[patient_id] = patient_from_row(row, prefix="p_")
+        self._complete_patients.update(loaded_patients)
 
     def prefetch_patients(self, patient_ids: Iterable[str]) -> None:
         """Load the patients not in the map yet, in one query."""
@@ -122,6 +145,7 @@ class SqlMpiRepository(MpiRepository):
         self._new_patients[patient.id] = patient
         self._patients[patient.id] = patient
         self._complete_patients.add(patient.id)
+        self._locked.add(patient.id)  # invisible to others until commit
 
     def record_changed(self, record: SourceRecord, *, old_key: RecordKey | None = None) -> None:
         if old_key is not None and self._by_key.get(old_key) == record.id:
@@ -138,11 +162,11 @@ class SqlMpiRepository(MpiRepository):
     def flush(self) -> None:
         """Write every change since the last flush."""
         conn = self._conn
-        insert_rows(conn, patients, [_patient_row(p) for p in self._new_patients.values()])
-        update_rows(conn, patients, "id", [_patient_row(p) for p in self._dirty_patients.values()])
+        insert_rows(conn, patients, [patient_row(p) for p in self._new_patients.values()])
+        update_rows(conn, patients, "id", [patient_row(p) for p in self._dirty_patients.values()])
         # Updates before inserts: an A47 frees a key that a later message may take.
-        update_rows(conn, source_records, "id", [_record_row(r) for r in self._dirty_records.values()])
-        insert_rows(conn, source_records, [_record_row(r) for r in self._new_records.values()])
+        update_rows(conn, source_records, "id", [record_row(r) for r in self._dirty_records.values()])
+        insert_rows(conn, source_records, [record_row(r) for r in self._new_records.values()])
         self._flush_identifiers([*self._new_records.values(), *self._dirty_records.values()])
         for collection in (self._new_patients, self._dirty_patients, self._new_records, self._dirty_records):
             collection.clear()
@@ -151,7 +175,7 @@ class SqlMpiRepository(MpiRepository):
         stale: list[str] = []
         rows: list[dict[str, str]] = []
         for record in records:
-            current = _ident_rows(record)
+            current = ident_rows(record)
             state = (frozenset(current.items()), record.patient_id)
             before = self._stored_idents.get(record.id)
             if before == state:
@@ -169,33 +193,75 @@ class SqlMpiRepository(MpiRepository):
 
     def _load_records(self, query: Any) -> None:
         for row in self._conn.execute(query).mappings():
-            self._take_record_row(row)
+            self._takerecord_row(row)
 
-    def _take_record_row(self, row: Any) -> None:
-        """Add a loaded row to the map, unless the map already holds (newer) state for it."""
-        if row["id"] not in self._records:
-            record = record_from_row(row)
-            self._stored_idents[record.id] = (frozenset(_ident_rows(record).items()), record.patient_id)
-            self._remember(record)
+    def _takerecord_row(self, row: Any, *, refresh: bool = False) -> None:
+        """Add a loaded row to the map. A record already there is kept (the map holds the
+        newer state), unless ``refresh`` asks for the row read again under its patient's
+        lock; records this transaction changed are never replaced."""
+        record_id = row["id"]
+        known = self._records.get(record_id)
+        if known is not None and (not refresh or record_id in self._dirty_records
+                                  or record_id in self._new_records):
+            return
+        record = record_from_row(row)
+        if known is not None and known.key != record.key and self._by_key.get(known.key) == record_id:
+            del self._by_key[known.key]  # another writer re-keyed it (A47) before we locked
+        self._stored_idents[record.id] = (frozenset(ident_rows(record).items()), record.patient_id)
+        self._remember(record)
 
     def _load_identifiers(self, idents: list[IdentKey]) -> None:
+        self._lock_identifiers(idents)
         query = select(identifiers.c.record_id).where(
             tuple_(identifiers.c.authority, identifiers.c.value).in_(idents))
         record_ids = {row[0] for row in self._conn.execute(query)}
         missing = [i for i in record_ids if i not in self._records]
         if missing:
             self._load_records(select(source_records).where(source_records.c.id.in_(missing)))
+        self._settle()
         self._complete_idents.update(idents)
 
     def _load_patient_records(self, patient_ids: list[str]) -> None:
         if patient_ids:
+            self._lock_patients(patient_ids)
             self._load_records(select(source_records).where(source_records.c.patient_id.in_(patient_ids)))
             self._complete_patients.update(patient_ids)
+            self._settle()
 
     def _load_patients(self, patient_ids: list[str]) -> None:
         if patient_ids:
+            self._lock_patients(patient_ids)
             for row in self._conn.execute(select(patients).where(patients.c.id.in_(patient_ids))).mappings():
                 self._patients.setdefault(row["id"], patient_from_row(row))
+
+    # -- locks (PostgreSQL) ---------------------------------------------------------------
+
+    def _lock_identifiers(self, idents: list[IdentKey]) -> None:
+        if self._locking:
+            lock_identifiers(self._conn, idents)
+
+    def _lock_patients(self, patient_ids: Iterable[str]) -> None:
+        wanted = sorted(set(patient_ids) - self._locked)
+        if self._locking and wanted:
+            lock_patients(self._conn, wanted)
+            self._locked.update(wanted)
+
+    def _settle(self) -> None:
+        """Lock the patients of records that were read without their patient's lock (a
+        record found by key or id outside the prefetch, a record a concurrent merge moved)
+        and read those records and patients again, until every record in the map is fresh."""
+        if not self._locking:
+            return
+        while stale := [r.id for r in self._records.values() if r.patient_id not in self._locked]:
+            newly = sorted({self._records[i].patient_id for i in stale})
+            self._lock_patients(newly)
+            query = select(source_records).where(
+                or_(source_records.c.id.in_(stale), source_records.c.patient_id.in_(newly)))
+            for row in self._conn.execute(query).mappings():
+                self._takerecord_row(row, refresh=True)
+            for row in self._conn.execute(select(patients).where(patients.c.id.in_(newly))).mappings():
+                self._patients[row["id"]] = patient_from_row(row)
+            self._complete_patients.update(newly)
 
     def _remember(self, record: SourceRecord) -> None:
         """Keep the key, identifier and patient indexes of the map in step with ``record``."""
@@ -229,118 +295,5 @@ _RECORDS_OF_INVOLVED_PATIENTS = (
 )
 
 
-#: The same on PostgreSQL (run through the driver, see ``_locked_rows_pg``), with the
-#: identifiers as two arrays: one SQL text whatever the group's size, so the server prepares
-#: and plans it once.
-_PATIENT_COLUMNS = ", ".join(f"p.{c.name} AS p_{c.name}" for c in patients.c)
-_INVOLVED_PG = (
-    f"SELECT r.*, {_PATIENT_COLUMNS}"  # noqa: S608 - column names from our metadata; values are bound
-    " FROM mpi_source_records r LEFT OUTER JOIN mpi_patients p ON p.id = r.patient_id"
-    " WHERE r.patient_id IN (SELECT i.patient_id FROM mpi_identifiers i"
-    " JOIN unnest(%(authorities)s::text[], %(ident_values)s::text[]) AS w(authority, value)"
-    " ON i.authority = w.authority AND i.value = w.value)"
-)
-
-#: Advisory locks of the index: (namespace, hash of "authority|value"). The relay uses 0x5042.
-LOCK_NAMESPACE = 0x4D50  # "MP"
-_LOCK_IDENTIFIERS_PG = (
-    "SELECT count(pg_advisory_xact_lock(%(namespace)s, h)) FROM (SELECT DISTINCT"
-    " hashtext(w.authority || '|' || w.value) AS h FROM unnest(%(authorities)s::text[],"
-    " %(ident_values)s::text[]) AS w(authority, value) ORDER BY h) AS locks"
-)
-
-
-def _records_of_involved_patients(conn: Connection, idents: list[IdentKey]) -> Iterable[Any]:
-    """Rows (mappings) of every record of every patient holding one of ``idents``."""
-    if conn.dialect.name != "postgresql":
-        return conn.execute(_RECORDS_OF_INVOLVED_PATIENTS, {"idents": idents}).mappings()
-    return _locked_rows_pg(conn, idents)
-
-
-def _locked_rows_pg(conn: Connection, idents: list[IdentKey]) -> list[dict[str, Any]]:
-    """PostgreSQL: lock the identifiers, then read, in one round trip.
-
-    Two writers (threads or processes) receiving one person under different identifiers at
-    the same moment would otherwise each miss the other's uncommitted record and create two
-    patients; with transaction-scoped advisory locks the second waits, then sees the first
-    (its SELECT is a new statement, so its snapshot is taken after the lock was granted).
-    Locks are taken in hash order, so two writers cannot wait for each other. BEGIN, the
-    locks and the SELECT travel in one psycopg pipeline: SQLAlchemy cannot read a result
-    inside a pipeline, so this one statement uses the driver directly.
-    """
-    driver = conn.connection.driver_connection
-    params = {"namespace": LOCK_NAMESPACE, "authorities": [a for a, _ in idents],
-              "ident_values": [v for _, v in idents]}
-    with driver.pipeline():  # type: ignore[union-attr]
-        driver.execute(_LOCK_IDENTIFIERS_PG, params)  # type: ignore[union-attr]
-        cursor = driver.cursor(row_factory=dict_row)  # type: ignore[union-attr]
-        cursor.execute(_INVOLVED_PG, params)
-    rows: list[dict[str, Any]] = cursor.fetchall()
-    return rows
-
-
 def _key_is(key: RecordKey) -> Any:
     return tuple_(key.facility, key.authority, key.mrn) == _KEY_COLUMNS
-
-
-def _ident_rows(record: SourceRecord) -> dict[IdentKey, str]:
-    rows: dict[IdentKey, str] = {}
-    for ident in record.demographics.identifiers:
-        rows.setdefault((ident.authority, ident.value), ident.type_code)
-    return rows
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _record_row(record: SourceRecord) -> dict[str, Any]:
-    demo = record.demographics
-    family = demo.names[0].family if demo.names else ""
-    return {
-        "id": record.id, "patient_id": record.patient_id, "facility": record.key.facility,
-        "authority": record.key.authority, "mrn": record.key.mrn,
-        "demographics": demo.json_text, "family_name": family.strip().upper()[:FAMILY_NAME_KEY_CHARS],
-        "birth_date": demo.birth_date[:BIRTH_DATE_KEY_CHARS], "merged_into": record.merged_into,
-        "created_at": record.created_at, "updated_at": record.updated_at,
-        "version": record.version,
-    }
-
-
-def _patient_row(patient: Patient) -> dict[str, Any]:
-    return {
-        "id": patient.id, "merged_into": patient.merged_into,
-        "best": patient.best.json_text, "provenance": _dumps(patient.provenance),
-        "winner_facility": patient.winner_facility, "winner_tier": patient.winner_tier,
-        "event_sequence": patient.event_sequence,
-        "created_at": patient.created_at, "updated_at": patient.updated_at,
-    }
-
-
-def record_from_row(row: Any) -> SourceRecord:
-    """Rebuild a ``SourceRecord`` from a ``mpi_source_records`` row mapping."""
-    return SourceRecord(
-        id=row["id"], key=RecordKey(row["facility"], row["authority"], row["mrn"]),
-        patient_id=row["patient_id"],
-        demographics=Demographics.from_dict(orjson.loads(row["demographics"])),
-        created_at=_utc(row["created_at"]), updated_at=_utc(row["updated_at"]),
-        merged_into=row["merged_into"], version=row["version"],
-    )
-
-
-def patient_from_row(row: Any, prefix: str = "") -> Patient:
-    """Rebuild a ``Patient`` from a ``mpi_patients`` row mapping (columns maybe prefixed)."""
-    p = prefix
-    return Patient(
-        id=row[f"{p}id"], created_at=_utc(row[f"{p}created_at"]),
-        updated_at=_utc(row[f"{p}updated_at"]),
-        best=Demographics.from_dict(orjson.loads(row[f"{p}best"])),
-        provenance=orjson.loads(row[f"{p}provenance"]), winner_facility=row[f"{p}winner_facility"],
-        winner_tier=row[f"{p}winner_tier"], merged_into=row[f"{p}merged_into"],
-        event_sequence=row[f"{p}event_sequence"],
-    )
-
-
-def _utc(stamp: datetime) -> datetime:
-    """Rows read through the driver directly carry the session's time zone: use UTC."""
-    return stamp if stamp.tzinfo is UTC else stamp.astimezone(UTC)

@@ -70,7 +70,6 @@ patients = Table(
     Column("provenance", Text, nullable=False),
     Column("winner_facility", String(FACILITY_CHARS), nullable=False),
     Column("winner_tier", Integer, nullable=True),
-    Column("event_sequence", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )

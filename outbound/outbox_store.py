@@ -7,7 +7,8 @@ starting at a rotating offset), then selects the due pending rows of those parti
 order ``FOR UPDATE SKIP LOCKED``, and keeps both locks until the rows are marked, in the same
 commit. So one subject's rows are only ever in flight in one relay, and a relay that takes a
 partition next sees the rows before it already marked: per subject, events leave in commit
-order (the patient row lock of the unit of work makes id order the commit order per subject)
+order (each subject's sequence counter, locked by the unit of work until it commits, makes
+id order the commit order per subject: ``engine.store.sequences``)
 and no row is published twice while relays and the database stay up. Several relays share
 the partitions; one relay sweeps them all in ``PARTITIONS / PARTITIONS_PER_CLAIM`` claims.
 

@@ -7,8 +7,10 @@ Policy, in the words of the tests:
   confirmed it but no queue was bound for it (a mandatory return: nobody subscribes to that
   event type yet; kept, listed and replayable, never retried by itself);
 * a row the broker refused is charged one attempt and retried after a capped exponential
-  delay; later rows of the same subject wait behind it; after ``max_attempts`` it is
-  ``dead`` (``portalbridge outbox list --dead`` / ``outbox replay``);
+  delay; later rows of the same subject wait behind it, those of the same claim too (a
+  claim is published in rounds, the k-th event of every subject in round k, so a subject's
+  next event leaves only once the broker confirmed the one before); after ``max_attempts``
+  it is ``dead`` (``portalbridge outbox list --dead`` / ``outbox replay``);
 * when several rows of one claim are refused, each is retried alone at once, so a row never
   pays an attempt for a neighbour that broke the channel;
 * when the broker or the database is unavailable nothing is charged: the rows stay pending
@@ -104,29 +106,51 @@ class Relay:
             if not rows:
                 return 0
             self.stats.claims += 1
-            ready, failures = self._messages(rows, now)
-            report = self._publish(ready)
-            sent, unrouted, refused = self._sort(ready, report, now)
+            messages, failures = self._messages(rows, now)
+            report = self._publish_in_order(rows, messages)
+            sent, unrouted, refused = self._sort(rows, report, now)
             claim.settle(sent, unrouted, [*failures, *refused], now)
         if report.failure is not None:
             raise report.failure
         return len(rows)
 
     def _messages(self, rows: list[OutboxRow],
-                  now: datetime) -> tuple[list[tuple[OutboxRow, OutgoingMessage]], list[RowFailure]]:
-        ready: list[tuple[OutboxRow, OutgoingMessage]] = []
+                  now: datetime) -> tuple[list[OutgoingMessage | None], list[RowFailure]]:
+        """Each row's message, or None (and a failure charged) for a row that is unreadable."""
+        messages: list[OutgoingMessage | None] = []
         failures: list[RowFailure] = []
         for row in rows:
             try:
-                ready.append((row, to_message(row, self._source)))
+                messages.append(to_message(row, self._source))
             except UnreadableRow as exc:
+                messages.append(None)
                 failures.append(self._failure(row, str(exc), now))
-        return ready, failures
+        return messages, failures
 
-    def _publish(self, ready: list[tuple[OutboxRow, OutgoingMessage]]) -> PublishReport:
-        messages = [message for _row, message in ready]
-        if not messages:
-            return PublishReport(results=[])
+    def _publish_in_order(self, rows: list[OutboxRow],
+                          messages: list[OutgoingMessage | None]) -> PublishReport:
+        """Publish in rounds, round k holding the k-th row of every subject, and leave out the
+        rest of a subject once one of its rows was not delivered: nothing overtakes it."""
+        report = PublishReport(results=[Delivery.UNKNOWN] * len(rows))
+        held: set[str] = set()
+        for round_rows in _rounds(rows):
+            held.update(rows[i].subject for i in round_rows if messages[i] is None)
+            batch = [i for i in round_rows if messages[i] is not None and rows[i].subject not in held]
+            if not batch:
+                continue
+            answer = self._publish([m for i in batch if (m := messages[i]) is not None])
+            for position, index in enumerate(batch):
+                report.results[index] = answer.results[position]
+                if position in answer.reasons:
+                    report.reasons[index] = answer.reasons[position]
+                if answer.results[position] not in _DELIVERED:
+                    held.add(rows[index].subject)
+            if answer.failure is not None:
+                report.failure = answer.failure
+                break
+        return report
+
+    def _publish(self, messages: list[OutgoingMessage]) -> PublishReport:
         report = self._publisher.publish(messages)
         if len(messages) > 1 and report.failure is None and Delivery.REFUSED in report.results:
             self._isolate(messages, report)
@@ -148,12 +172,12 @@ class Relay:
             report.reasons[index] = alone.reasons.get(0, report.reasons.get(index, ""))
             report.failure = alone.failure
 
-    def _sort(self, ready: list[tuple[OutboxRow, OutgoingMessage]], report: PublishReport,
+    def _sort(self, rows: list[OutboxRow], report: PublishReport,
               now: datetime) -> tuple[list[int], list[int], list[RowFailure]]:
         sent: list[int] = []
         unrouted: list[int] = []
         refused: list[RowFailure] = []
-        for index, ((row, _message), result) in enumerate(zip(ready, report.results, strict=True)):
+        for index, (row, result) in enumerate(zip(rows, report.results, strict=True)):
             if result is Delivery.CONFIRMED:
                 sent.append(row.id)
             elif result is Delivery.UNROUTABLE:
@@ -222,6 +246,24 @@ class Relay:
         wait = state.next_action.sleep if state.next_action is not None else 0.0
         log.warning("relay: %s; rows kept, retrying in %.1f s (try %d)",
                     getattr(error, "reason", error), wait, state.attempt_number)
+
+
+#: Results after which a subject's next event may follow (the broker took this one).
+_DELIVERED = frozenset({Delivery.CONFIRMED, Delivery.UNROUTABLE})
+
+
+def _rounds(rows: list[OutboxRow]) -> list[list[int]]:
+    """Row indexes by round: round k holds the k-th row of each subject, in claim order. A
+    claim of many subjects with one event each is one round, one confirm window."""
+    rounds: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        number = seen.get(row.subject, 0)
+        seen[row.subject] = number + 1
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(index)
+    return rounds
 
 
 def _wait(stop: threading.Event, seconds: float) -> None:

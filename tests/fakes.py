@@ -68,12 +68,22 @@ class InMemoryInbox(Inbox):
 
 
 class InMemoryOutbox(Outbox):
+    """Numbers each subject's messages at commit, as the SQL outbox does."""
+
     def __init__(self) -> None:
         self.committed: list[OutboxMessage] = []
         self.pending: list[OutboxMessage] = []
+        self.sequences: dict[str, int] = {}  # event id -> sequence number
+        self._last: dict[str, int] = {}  # subject -> last sequence number given
 
     def add(self, message: OutboxMessage) -> None:
         self.pending.append(message)
+
+    def commit(self) -> None:
+        for message in self.pending:
+            self._last[message.subject] = self._last.get(message.subject, 0) + 1
+            self.sequences[message.event_id] = self._last[message.subject]
+        self.committed.extend(self.pending)
 
 
 class InMemoryNotifications(NotificationOutbox):
@@ -172,7 +182,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         assert isinstance(self.inbox, InMemoryInbox) and isinstance(self.outbox, InMemoryOutbox)
         assert isinstance(self.audit, InMemoryAuditTrail)
         self.inbox.committed.update(self.inbox.pending)
-        self.outbox.committed.extend(self.outbox.pending)
+        self.outbox.commit()
         assert isinstance(self.notifications, InMemoryNotifications)
         self.notifications.committed.extend(self.notifications.pending)
         self.audit.committed.extend(self.audit.pending)

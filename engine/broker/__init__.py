@@ -8,6 +8,7 @@ both declare the same topology at start. Nothing here connects at import time.
 from __future__ import annotations
 
 from engine.broker.errors import BrokerRefused, BrokerUnavailable, broker_errors, classify_broker_error
+from engine.broker.partitions import declare_partitions, partition_of, partition_queue
 from engine.broker.topology import (
     DEAD_EXCHANGE,
     DEAD_LETTER_QUEUE,
@@ -37,7 +38,10 @@ __all__ = [
     "DeadLetterHeaders",
     "broker_errors",
     "classify_broker_error",
+    "declare_partitions",
     "declare_topology",
     "is_amqp_url",
     "open_connection",
+    "partition_of",
+    "partition_queue",
 ]

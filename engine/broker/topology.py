@@ -25,6 +25,7 @@ __all__ = [
     "ENROLLMENT_QUEUE",
     "HL7_QUEUE",
     "INBOUND_QUEUES",
+    "INBOUND_QUEUE_ARGUMENTS",
     "SEQUENCE_HEADER",
     "STATUS_EXCHANGE",
     "DeadLetterHeaders",
@@ -41,7 +42,9 @@ DEAD_EXCHANGE = "portalbridge.dead"
 DEAD_LETTER_QUEUE = "portalbridge.dead.letters"
 #: Automated-enrollment requests (consumed by the membership worker).
 ENROLLMENT_QUEUE = "portalbridge.enrollment.requests"
-#: HL7 v2 messages over AMQP, one message per body, answered like MLLP.
+#: HL7 v2 messages over AMQP, one message per body, answered like MLLP. One consumer at a
+#: time takes them (single active consumer), so they are applied, or moved to their
+#: partition (``engine.broker.partitions``), in the order they arrived.
 HL7_QUEUE = "portalbridge.inbound.hl7"
 #: Deliveries of one message before RabbitMQ dead-letters it (a worker that crashes on it).
 DELIVERY_LIMIT = 5
@@ -61,16 +64,20 @@ class DeadLetterHeaders:
 
 _status = Exchange(STATUS_EXCHANGE, type="topic", durable=True)
 _dead = Exchange(DEAD_EXCHANGE, type="topic", durable=True)
-_INBOUND_ARGUMENTS: dict[str, Any] = {
+#: Arguments of every inbound queue (the partition queues add a single active consumer).
+INBOUND_QUEUE_ARGUMENTS: dict[str, Any] = {
     "x-queue-type": "quorum",
     "x-dead-letter-exchange": DEAD_EXCHANGE,
     "x-delivery-limit": DELIVERY_LIMIT,
 }
+#: Per queue, arguments beyond the common ones.
+_EXTRA_ARGUMENTS: dict[str, dict[str, Any]] = {HL7_QUEUE: {"x-single-active-consumer": True}}
 
 
 def _inbound_queue(name: str) -> Queue:
     # Bound to the default exchange only: producers publish with routing key = queue name.
-    return Queue(name, durable=True, queue_arguments=dict(_INBOUND_ARGUMENTS))
+    arguments = {**INBOUND_QUEUE_ARGUMENTS, **_EXTRA_ARGUMENTS.get(name, {})}
+    return Queue(name, durable=True, queue_arguments=arguments)
 
 
 INBOUND_QUEUES = (ENROLLMENT_QUEUE, HL7_QUEUE)

@@ -49,7 +49,6 @@ members = Table(
     Column("reset_expires_at", UtcDateTime, nullable=True),
     Column("activated_at", UtcDateTime, nullable=True),
     Column("version", Integer, nullable=False),
-    Column("event_sequence", Integer, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_members_membership_status", "membership_status", "status_since"),
 )

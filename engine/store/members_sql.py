@@ -184,7 +184,7 @@ def member_from_row(row: Any) -> Member:
         password_history=tuple(orjson.loads(row["password_history"])),
         password_changed_at=_opt(row["password_changed_at"]),
         reset=_token(row, "reset", "reset_digest"), activated_at=_opt(row["activated_at"]),
-        version=row["version"], event_sequence=row["event_sequence"])
+        version=row["version"])
 
 
 def member_row(m: Member, now: datetime) -> dict[str, Any]:
@@ -212,7 +212,7 @@ def member_row(m: Member, now: datetime) -> dict[str, Any]:
         "reset_issued_at": reset.issued_at if reset else None,
         "reset_expires_at": reset.expires_at if reset else None,
         "activated_at": m.activated_at, "version": m.version + 1, "updated_at": now,
-        "event_sequence": m.event_sequence,
+
     }
 
 

@@ -16,6 +16,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", "engine:migrations")
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # A migration may rewrite a large table: the sessions' statement timeout (a bound
+            # for messages, PORTALBRIDGE_DB_STATEMENT_TIMEOUT) does not apply to it.
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

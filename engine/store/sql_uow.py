@@ -17,7 +17,8 @@ from engine.domain.clock import Clock, SystemClock
 from engine.errors import StoreUnavailable
 from engine.store.audit import SqlAuditTrail
 from engine.store.members_sql import SqlMemberRepository, SqlNotificationOutbox
-from engine.store.tables import inbound_messages, outbox
+from engine.store.sequences import insert_numbered
+from engine.store.tables import inbound_messages
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
 from membership.tokens import SecretBox
 from mpi.bulk import insert_rows
@@ -72,7 +73,7 @@ class SqlInbox(Inbox):
 
 
 class SqlOutbox(Outbox):
-    """Outbox rows, inserted in bulk at commit."""
+    """Outbox rows, inserted in bulk at commit and numbered per subject there."""
 
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
@@ -81,15 +82,15 @@ class SqlOutbox(Outbox):
     def add(self, message: OutboxMessage) -> None:
         self._pending.append({
             "event_id": message.event_id, "routing_key": message.routing_key,
-            "subject": message.subject, "sequence": message.sequence,
-            "correlation_id": message.correlation_id, "occurred_at": message.occurred_at,
+            "subject": message.subject, "correlation_id": message.correlation_id,
+            "occurred_at": message.occurred_at,
             "data": orjson.dumps(message.data).decode(),
         })
 
     def flush(self) -> None:
-        # No RETURNING of the generated ids (insert_rows never asks): a pipelined commit
-        # cannot wait for them.
-        insert_rows(self._conn, outbox, self._pending)
+        # Numbered by the database as they are inserted (engine.store.sequences), with
+        # nothing read back: a pipelined commit cannot wait for results.
+        insert_numbered(self._conn, self._pending)
         self._pending = []
 
 

@@ -26,7 +26,7 @@ from mpi.limits import RECORD_ID_CHARS
 from mpi.tables import UtcDateTime, metadata
 
 __all__ = ["audit_log", "inbound_messages", "members", "metadata", "notifications", "outbox",
-           "staff_users"]
+           "staff_users", "subject_sequences"]
 
 #: Every committed inbound message, so a resend is acknowledged without applying it twice.
 inbound_messages = Table(
@@ -63,6 +63,15 @@ outbox = Table(
     # Rows waiting for a retry hold back their subject's later events (migration 0002).
     Index("ix_outbox_retrying", "subject", "id",
           postgresql_where=text(_WAITING), sqlite_where=text(_WAITING)),
+)
+
+#: The last event sequence number handed out per subject (patient, member, ...). The outbox
+#: store takes the next numbers from here in the unit of work's own transaction; the row's
+#: lock, held until commit, also makes one subject's outbox ids follow its commit order.
+subject_sequences = Table(
+    "subject_sequences", metadata,
+    Column("subject", String(SUBJECT_CHARS), primary_key=True),
+    Column("last_sequence", Integer, nullable=False),
 )
 
 _ID = String(RECORD_ID_CHARS)  # like the index's ids: ours are 32 characters

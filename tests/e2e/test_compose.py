@@ -91,3 +91,14 @@ def test_one_image_runs_the_cli() -> None:
         assert f"COPY {package} {package}" in dockerfile
     ignore = (ROOT / ".dockerignore").read_text("utf-8").split()
     assert {"!engine/", "!mpi/", "!inbound/", "!outbound/", "!pyproject.toml"} <= set(ignore)
+
+
+def test_the_workers_apply_every_inbound_partition_exactly_once(
+        compose: dict[str, Any], tmp_path: Path) -> None:
+    workers = [Settings.from_environment(service["environment"], cwd=tmp_path)
+               for service in portalbridge_services(compose).values()
+               if service["command"] == ["worker"]]
+    partitions = workers[0].inbound_partitions
+    assert partitions > 1 and {w.inbound_partitions for w in workers} == {partitions}
+    applied = sorted(n for w in workers for n in (w.worker_partitions or range(partitions)))
+    assert applied == list(range(partitions))

@@ -33,6 +33,7 @@ class RunningEngine:
 def running_engine(database_url: str, rules_file: Path,
                    components: frozenset[str] = frozenset({"listen", "api"}),
                    **overrides: Any) -> Iterator[RunningEngine]:
+    """The engine on a thread; ``overrides`` are further ``Settings`` fields."""
     settings = Settings(secret_key=TEST_SECRET_KEY, database_url=database_url,
                         config_path=rules_file, mllp_port=0, http_port=0, **overrides)
     runtime = build_runtime(settings)

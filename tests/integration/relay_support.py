@@ -26,16 +26,16 @@ from engine.uow import OutboxMessage
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def mpi_changed(subject: str, sequence: int, control_id: str) -> OutboxMessage:
+def mpi_changed(subject: str, control_id: str, *, created: bool = False) -> OutboxMessage:
     event = MpiRecordChanged(
         subject=subject, occurred_at=T0, correlation_id=control_id,
         identifiers=({"value": subject.upper(), "authority": "GHH", "type": "MR"},),
         changes={"birth_date": ("", "1980-01-02")}, winner_facility="GHH", winner_tier=1,
-        created=sequence == 1, merged_into=None, merged_from=(),
+        created=created, merged_into=None, merged_from=(),
         source={"channel": "hl7", "sender": "EMR^GHH", "message_type": "ADT^A08",
                 "control_id": control_id, "facility": "GHH"})
     return OutboxMessage(event_id=str(uuid.uuid4()), routing_key=event.routing_key,
-                         subject=subject, sequence=sequence, correlation_id=control_id,
+                         subject=subject, correlation_id=control_id,
                          occurred_at=T0, data=event.data())
 
 
@@ -50,10 +50,22 @@ def commit(engine: Engine, messages: Iterable[OutboxMessage], per_commit: int = 
 
 
 def interleaved(subjects: int, per_subject: int, key: str = "mpi.changed") -> list[OutboxMessage]:
-    """``per_subject`` events of each subject, subjects taking turns (sequences 1, 2, ...)."""
-    return [replace(mpi_changed(f"patient-{number:04d}", sequence, f"C{number}-{sequence}"),
-                    routing_key=key)
+    """``per_subject`` events of each subject, subjects taking turns (committed in this order,
+    they are numbered 1, 2, ... per subject: see ``sequences``)."""
+    return [replace(mpi_changed(f"patient-{number:04d}", f"C{number}-{sequence}",
+                                created=sequence == 1), routing_key=key)
             for sequence in range(1, per_subject + 1) for number in range(subjects)]
+
+
+def sequences(messages: Iterable[OutboxMessage]) -> dict[str, int]:
+    """Event id -> the sequence number the store gives it when ``messages`` are committed in
+    this order on an empty outbox."""
+    counts: dict[str, int] = {}
+    numbers: dict[str, int] = {}
+    for message in messages:
+        counts[message.subject] = counts.get(message.subject, 0) + 1
+        numbers[message.event_id] = counts[message.subject]
+    return numbers
 
 
 def statuses(engine: Engine) -> dict[str, int]:

@@ -22,6 +22,7 @@ from tests.integration.relay_support import (
     interleaved,
     mpi_changed,
     schema_for,
+    sequences,
     statuses,
 )
 
@@ -66,6 +67,7 @@ def test_events_reach_a_pika_subscriber_as_valid_cloudevents(
         assert ([r.headers[SEQUENCE_HEADER] for r in received if r.event["subject"] == subject]
                 == [1, 2, 3, 4])
     validator = schema_for("mpi.changed")
+    numbers = sequences(events)
     for message in received:
         event = by_id[message.properties.message_id]
         validator.validate(message.event)
@@ -75,7 +77,7 @@ def test_events_reach_a_pika_subscriber_as_valid_cloudevents(
         assert message.properties.correlation_id == event.correlation_id
         assert message.properties.delivery_mode == 2
         assert message.properties.content_type == "application/cloudevents+json; charset=utf-8"
-        assert message.headers[SEQUENCE_HEADER] == event.sequence
+        assert message.headers[SEQUENCE_HEADER] == numbers[event.event_id]
         assert message.routing_key == "mpi.changed"
     assert statuses(relay_database) == {"sent": len(events)}
 
@@ -110,7 +112,7 @@ def test_relay_keeps_rows_while_the_broker_refuses_and_delivers_them_when_it_ret
         rabbitmqctl("clear_permissions", "-p", rabbitmq_vhost, "guest")
         rabbitmqctl("close_all_connections", "--vhost", rabbitmq_vhost, "test: broker outage")
         later = interleaved(5, 1)
-        commit(pg_engine, [mpi_changed(e.subject, 3, e.correlation_id) for e in later])
+        commit(pg_engine, [mpi_changed(e.subject, f"{e.correlation_id}-3") for e in later])
         time.sleep(1.5)
         assert statuses(pg_engine) == {"sent": 10, "pending": 5}
         assert relay.stats.outages >= 1 and job.alive
@@ -208,3 +210,23 @@ def test_claims_hold_back_a_patients_later_events_while_an_earlier_one_waits(
     rest = downstream.take(queue, 3)
     assert [m.headers[SEQUENCE_HEADER] for m in rest] == [1, 2, 3]
     assert {m.event["subject"] for m in rest} == {"patient-0000"}
+
+
+def test_a_refused_event_holds_back_the_later_events_of_its_patient_in_the_same_claim(
+        relay_database: Engine, amqp_url: str, downstream: Downstream) -> None:
+    downstream.bind("mpi.changed", arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    events = interleaved(subjects=2, per_subject=3)
+    commit(relay_database, events)
+    relay = new_relay(relay_database, amqp_url, row_retry_initial=60.0)
+    try:
+        for _ in range(8):  # two sweeps of the partitions: every row was claimed
+            relay.pump()
+    finally:
+        relay._publisher.close()
+    with relay_database.connect() as conn:
+        attempts = dict(conn.execute(select(outbox.c.event_id, outbox.c.attempts)).all())
+    numbers = sequences(events)
+    # The broker refused each patient's first event; its later ones were never published.
+    assert sorted((numbers[event_id], tries) for event_id, tries in attempts.items()) == [
+        (1, 1), (1, 1), (2, 0), (2, 0), (3, 0), (3, 0)]
+    assert statuses(relay_database) == {"pending": 6}

@@ -39,6 +39,8 @@ def test_topology_is_declared_idempotently_with_quorum_queues_and_dead_letters(
         arguments = {key: value for key, _type, value in queues[name]["arguments"]}
         assert arguments["x-dead-letter-exchange"] == "portalbridge.dead"
         assert arguments["x-delivery-limit"] == DELIVERY_LIMIT
+        # One consumer at a time takes HL7 messages: they are applied in arrival order.
+        assert arguments.get("x-single-active-consumer", False) is (name == HL7_QUEUE)
     assert queues[DEAD_LETTER_QUEUE]["durable"]
     exchanges = {e["name"]: e for e in json.loads(rabbitmqctl(
         "list_exchanges", "-p", rabbitmq_vhost, "name", "type", "durable", "--formatter", "json"))}

@@ -23,6 +23,7 @@ from engine.store.tables import (
     notifications,
     outbox,
     staff_users,
+    subject_sequences,
 )
 from mpi import limits as mpi_limits
 from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
@@ -57,6 +58,7 @@ COLUMN_LIMITS = {
     (outbox, "event_id"): engine_limits.EVENT_ID_CHARS,
     (outbox, "routing_key"): engine_limits.ROUTING_KEY_CHARS,
     (outbox, "subject"): engine_limits.SUBJECT_CHARS,
+    (subject_sequences, "subject"): engine_limits.SUBJECT_CHARS,
     (outbox, "correlation_id"): engine_limits.CORRELATION_ID_CHARS,
     (outbox, "status"): engine_limits.OUTBOX_STATUS_CHARS,
     (staff_users, "id"): mpi_limits.RECORD_ID_CHARS,

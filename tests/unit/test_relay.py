@@ -113,10 +113,28 @@ def relay(store: MemoryStore, publisher: ScriptedPublisher, clock: FixedClock | 
 
 
 def test_confirmed_rows_are_sent_and_published_in_commit_order() -> None:
-    store, publisher = MemoryStore([row(1), row(2, "p2"), row(3)]), ScriptedPublisher()
+    store, publisher = MemoryStore([row(1), row(2, "p2"), row(3, "p3")]), ScriptedPublisher()
     assert relay(store, publisher).pump() == 3
     assert store.status() == {1: "sent", 2: "sent", 3: "sent"}
-    assert publisher.calls == [["e1", "e2", "e3"]]
+    assert publisher.calls == [["e1", "e2", "e3"]]  # one subject each: one confirm window
+
+
+def test_a_subjects_next_event_is_published_only_after_the_one_before_was_confirmed() -> None:
+    rows = [row(1), row(2, "p2"), row(3), row(4, "p2"), row(5), row(6, "p3")]
+    store, publisher = MemoryStore(rows), ScriptedPublisher()
+    assert relay(store, publisher).pump() == 6
+    assert publisher.calls == [["e1", "e2", "e6"], ["e3", "e4"], ["e5"]]
+    assert set(store.status().values()) == {"sent"}
+
+
+def test_a_refused_event_holds_back_the_later_events_of_its_subject_in_the_same_claim() -> None:
+    rows = [row(1), row(2, "p2"), row(3), row(4, "p2"), row(5)]
+    store, publisher = MemoryStore(rows), ScriptedPublisher()
+    publisher.refuse_alone = {"e1"}
+    relay(store, publisher).pump()
+    assert store.status() == {1: "pending", 2: "sent", 3: "pending", 4: "sent", 5: "pending"}
+    assert [r.attempts for r in store.rows.values()] == [1, 0, 0, 0, 0]  # only e1 is charged
+    assert ["e3"] not in publisher.calls and all("e5" not in call for call in publisher.calls)
 
 
 def test_rows_with_no_queue_bound_are_unrouted_and_not_retried() -> None:
@@ -130,7 +148,7 @@ def test_rows_with_no_queue_bound_are_unrouted_and_not_retried() -> None:
 
 
 def test_a_refused_batch_is_retried_row_by_row_so_only_the_culprit_is_charged() -> None:
-    store, publisher = MemoryStore([row(1), row(2), row(3)]), ScriptedPublisher()
+    store, publisher = MemoryStore([row(1), row(2, "p2"), row(3, "p3")]), ScriptedPublisher()
     publisher.refuse_in_batch = {"e2"}
     publisher.refuse_alone = {"e2"}
     relay(store, publisher).pump()
@@ -167,19 +185,28 @@ def test_broker_down_leaves_every_row_pending_and_uncharged() -> None:
 
 
 def test_connection_lost_midway_keeps_what_was_confirmed_and_the_rest_pending() -> None:
-    store, publisher = MemoryStore([row(1), row(2), row(3)]), ScriptedPublisher()
+    store, publisher = MemoryStore([row(1), row(2, "p2"), row(3, "p3"), row(4)]), ScriptedPublisher()
     publisher.lose_after = 2
     with pytest.raises(BrokerUnavailable):
         relay(store, publisher).pump()
-    assert store.status() == {1: "sent", 2: "sent", 3: "pending"}
-    assert store.rows[3].attempts == 0
+    assert store.status() == {1: "sent", 2: "sent", 3: "pending", 4: "pending"}
+    assert store.rows[3].attempts == 0 and store.rows[4].attempts == 0
+    assert publisher.calls == [["e1", "e2", "e3"]]  # p1's second round never started
 
 
 def test_a_row_whose_data_is_not_json_is_charged_without_being_published() -> None:
-    store, publisher = MemoryStore([row(1, data="not json"), row(2)]), ScriptedPublisher()
+    store, publisher = MemoryStore([row(1, data="not json"), row(2, "p2")]), ScriptedPublisher()
     relay(store, publisher, max_attempts=1).pump()
     assert store.status() == {1: "dead", 2: "sent"}
     assert publisher.calls == [["e2"]]
+
+
+def test_an_unreadable_row_holds_back_the_later_events_of_its_subject() -> None:
+    store = MemoryStore([row(1), row(2, data="not json"), row(3), row(4, "p2")])
+    publisher = ScriptedPublisher()
+    relay(store, publisher).pump()
+    assert store.status() == {1: "sent", 2: "pending", 3: "pending", 4: "sent"}
+    assert publisher.calls == [["e1", "e4"]]
 
 
 def test_run_backs_off_while_the_broker_is_down_and_resumes_by_itself() -> None:

@@ -88,3 +88,25 @@ def test_the_group_is_rerun_without_the_refused_message_and_it_is_not_retried(
     assert len(refused) == 1 and isinstance(refused[0], InvalidMessage)
     assert {control for _, control in inbox.committed} == {f"ok{n}" for n in range(5)}
     assert PoisonedUnitOfWork.attempts <= 1 + 6  # the group once, then each message once
+
+
+@pytest.mark.parametrize(("driver_error", "reason", "at_once"), [
+    (psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"), "lock timeout", False),
+    (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), "statement timeout",
+     False),
+    (psycopg.errors.DeadlockDetected("deadlock detected"), "collided", True),
+    (psycopg.errors.SerializationFailure("could not serialize"), "collided", True),
+])
+@pytest.mark.parametrize("raised_by", ["sqlalchemy", "psycopg"])
+def test_bounded_waits_and_collisions_say_so_whether_sqlalchemy_wrapped_them_or_not(
+        driver_error: Exception, reason: str, at_once: bool, raised_by: str) -> None:
+    # psycopg raises directly from the pipelined, locked prefetch (mpi.locks).
+    error = classify_store_error(wrapped(OperationalError, driver_error)
+                                 if raised_by == "sqlalchemy" else driver_error)
+    assert isinstance(error, StoreUnavailable) and reason in error.reason
+    assert error.retry_at_once is at_once
+
+
+def test_a_key_another_writer_took_first_is_retried_at_once_when_psycopg_raises_it() -> None:
+    error = classify_store_error(psycopg.errors.UniqueViolation("duplicate key value"))
+    assert isinstance(error, StoreUnavailable) and error.retry_at_once

@@ -1,7 +1,7 @@
 """membership: members and notifications
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0003
 Create Date: 2026-11-29 13:30:00
 
 One row per member (statuses, preferences, activation and reset tokens as digest plus sealed
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -55,7 +55,6 @@ def upgrade() -> None:
     sa.Column('reset_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('activated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('event_sequence', sa.Integer(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_members')),
     sa.UniqueConstraint('patient_id', name=op.f('uq_members_patient_id')),
