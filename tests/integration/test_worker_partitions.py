@@ -23,6 +23,7 @@ from engine.broker import HL7_QUEUE, SEQUENCE_HEADER, partition_of, partition_qu
 from mpi.rows import patient_from_row
 from mpi.tables import patients
 from tests.e2e.conftest import PORTALBRIDGE
+from tests.fakes import TEST_SECRET_KEY
 from tests.integration.conftest import rabbitmqctl
 from tests.integration.engine_harness import adt, msa
 from tests.integration.relay_support import Downstream
@@ -46,7 +47,8 @@ def processes(pg_engine: Engine, postgres_url: str, amqp_url: str, rules_file: P
     """Three workers, one partition each, and a relay; their logs by name."""
     env = {**os.environ, "PORTALBRIDGE_DATABASE_URL": postgres_url,
            "PORTALBRIDGE_BROKER_URL": amqp_url, "PORTALBRIDGE_CONFIG": str(rules_file),
-           "PORTALBRIDGE_INBOUND_PARTITIONS": str(PARTITIONS), "PORTALBRIDGE_LOG_LEVEL": "DEBUG"}
+           "PORTALBRIDGE_INBOUND_PARTITIONS": str(PARTITIONS), "PORTALBRIDGE_LOG_LEVEL": "DEBUG",
+           "PORTALBRIDGE_SECRET_KEY": TEST_SECRET_KEY}
     logs = {f"worker-{n}": tmp_path / f"worker-{n}.log" for n in range(PARTITIONS)}
     logs["relay"] = tmp_path / "relay.log"
     running = []
