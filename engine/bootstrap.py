@@ -58,10 +58,12 @@ from inbound.hl7.receiver import Hl7Receiver
 from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
+from inbound.http.limits import RequestLimits
 from inbound.http.portal import PortalDependencies
+from inbound.http.server import uvicorn_config
 from inbound.http.workbench.membership_deps import MembershipHttp
-from inbound.mllp import MllpServer
 from inbound.mllp_sender import Answer, FileToSend, MllpSender, SendFailed
+from inbound.mllp_server import MllpLimits, MllpServer
 from membership.passwords import Hashers, hashers_for
 from membership.tokens import RandomSource, SecretBox, SystemRandom
 from mpi.search import MpiSearch
@@ -225,7 +227,11 @@ def metrics_text(runtime: Runtime, mllp: MllpServer | None) -> str:
     ]
     if mllp is not None:
         lines += ["# TYPE portalbridge_mllp_connections gauge",
-                  f"portalbridge_mllp_connections {len(mllp.connections)}"]
+                  f"portalbridge_mllp_connections {len(mllp.connections)}",
+                  "# TYPE portalbridge_mllp_refused_connections_total counter",
+                  f"portalbridge_mllp_refused_connections_total {mllp.refused_connections}",
+                  "# TYPE portalbridge_mllp_buffered_bytes gauge",
+                  f"portalbridge_mllp_buffered_bytes {mllp.buffered_bytes}"]
     return "\n".join(lines) + "\n"
 
 
@@ -262,7 +268,8 @@ async def run_components(runtime: Runtime, components: frozenset[str], *,
         heartbeat = _start_heartbeat(runtime, jobs, stop)
         if "listen" in components:
             receiver = _hl7_receiver(runtime)
-            mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes)
+            mllp = MllpServer(receiver.handle_frame, max_frame_bytes=rules.hl7.max_frame_bytes,
+                              limits=_mllp_limits(settings))
             try:
                 runtime.bound_ports["mllp"] = await mllp.start(settings.bind_host, settings.mllp_port)
             except OSError as exc:
@@ -293,20 +300,24 @@ def http_app(runtime: Runtime, mllp: MllpServer | None = None) -> FastAPI:
     membership = MembershipHttp(apply=runtime.committer.apply, queries=runtime.members,
                                 search=runtime.search, intake=runtime.intake, pool=runtime.pool,
                                 audit=runtime.audit, clock=runtime.clock)
+    limits = RequestLimits(max_header_bytes=runtime.settings.limits.http_max_header_bytes,
+                           max_body_bytes=runtime.settings.limits.http_max_body_bytes,
+                           fhir_max_body_bytes=runtime.rules.fhir.max_body_bytes,
+                           body_timeout=runtime.settings.limits.http_request_timeout)
     return create_app(search=runtime.search, staff=runtime.staff, audit=runtime.audit,
                       clock=runtime.clock, ready=lambda: readiness(runtime), membership=membership,
                       metrics=lambda: metrics_text(runtime, mllp), version=package_version(),
-                      fhir=fhir, portal=portal)
+                      fhir=fhir, limits=limits, portal=portal)
 
 
 async def _start_http(runtime: Runtime,
                       mllp: MllpServer | None) -> tuple[_EmbeddedUvicorn, asyncio.Task[None]]:
+    settings = runtime.settings
     # uvicorn's records go through engine.logs (no logging config of its own); its chatter
     # only at DEBUG, and never the access log (URLs carry query strings).
-    quiet = "debug" if runtime.settings.log_level == "DEBUG" else "warning"
-    config = uvicorn.Config(http_app(runtime, mllp), host=runtime.settings.bind_host,
-                            port=runtime.settings.http_port, log_level=quiet, access_log=False,
-                            lifespan="off", log_config=None)
+    quiet = "debug" if settings.log_level == "DEBUG" else "warning"
+    config = uvicorn_config(http_app(runtime, mllp), settings.limits, settings.bind_host,
+                            settings.http_port, log_level=quiet)
     server = _EmbeddedUvicorn(config)
     # Bound here, so that a port in use is one clear line rather than uvicorn's exit.
     sock = _bound_socket("HTTP", runtime.settings.bind_host, runtime.settings.http_port)
@@ -317,8 +328,17 @@ async def _start_http(runtime: Runtime,
             raise ConfigurationError("the HTTP server stopped while starting")
         await asyncio.sleep(0.01)
     runtime.bound_ports["http"] = server.servers[0].sockets[0].getsockname()[1]
-    log.info("HTTP API on %s:%d", runtime.settings.bind_host, runtime.bound_ports["http"])
+    log.info("HTTP API on %s://%s:%d", "https" if config.is_ssl else "http", settings.bind_host,
+             runtime.bound_ports["http"])
     return server, task
+
+
+def _mllp_limits(settings: Settings) -> MllpLimits:
+    limits = settings.limits
+    return MllpLimits(max_connections=limits.mllp_max_connections,
+                      idle_timeout=limits.mllp_idle_timeout, read_timeout=limits.mllp_read_timeout,
+                      connection_buffer_bytes=limits.mllp_connection_buffer_bytes,
+                      total_buffer_bytes=limits.mllp_total_buffer_bytes)
 
 
 def _bound_socket(what: str, host: str, port: int) -> socket.socket:

@@ -19,7 +19,7 @@ from engine.cli_staff import add_audit_command, add_staff_commands
 from engine.config import Settings, setting_names
 from engine.errors import ConfigurationError, RejectedMessage, TransientFailure
 from engine.logs import configure_logging
-from engine.rules import load_rules
+from engine.rules import load_rules, new_client_token
 
 __all__ = ["main"]
 
@@ -84,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
     add_staff_commands(sub)
     add_audit_command(sub)
     add_send_command(sub)
+    _fhir_commands(sub)
+    secrets = sub.add_parser("secrets", help="deployment secrets")
+    secrets_sub = secrets.add_subparsers(metavar="ACTION", required=True)
+    check = secrets_sub.add_parser(
+        "check", help="exit 2 if a password in the environment is missing, an example value, a "
+        "known default or short",
+        description="Checks POSTGRES_PASSWORD, RABBITMQ_PASSWORD and the passwords inside the "
+        "database and broker URLs (docker-compose's check-secrets service); never prints them.",
+        epilog=settings_epilog(("PORTALBRIDGE_DATABASE_URL", "PORTALBRIDGE_BROKER_URL")))
+    check.set_defaults(run=_secrets_check)
     return parser
 
 
@@ -148,6 +158,18 @@ def _events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                       help="embedded broker: first print the last N published events (default 10)")
     tail.add_argument("--count", type=int, help="exit after this many events")
     tail.set_defaults(run=_events_tail)
+
+
+def _fhir_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fhir = sub.add_parser("fhir", help="FHIR API clients")
+    fhir_sub = fhir.add_subparsers(metavar="ACTION", required=True)
+    token = fhir_sub.add_parser("token", help="make a new random bearer token for a FHIR client "
+                                "and print the routing.yaml line that admits it",
+                                epilog=settings_epilog(()))
+    token.add_argument("name", help="the client's name (shown in logs)")
+    token.add_argument("--facility", required=True,
+                       help="the facility code the client writes for (routing.yaml facilities)")
+    token.set_defaults(run=_fhir_token)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -260,6 +282,29 @@ def _events_tail(args: argparse.Namespace, settings: Settings) -> int:
     except TransientFailure as exc:
         print(f"error: {exc.reason}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _fhir_token(args: argparse.Namespace, settings: Settings) -> int:
+    token, line = new_client_token(args.name, args.facility)
+    print(f"token for {args.name} (give it to the client; it is shown once and stored nowhere):")
+    print(f"  {token}")
+    print("add under fhir.clients in routing.yaml, then restart the API:")
+    print(f"  {line}")
+    return 0
+
+
+def _secrets_check(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.secrets_check import secret_problems
+
+    problems = secret_problems(os.environ)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print("make a .env with new random secrets: python3 deploy/make_env.py > .env",
+              file=sys.stderr)
+        return 2
+    print("secrets: none is missing, an example, a known default or short")
     return 0
 
 

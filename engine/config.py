@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.errors import ConfigurationError
 
-__all__ = ["DatabaseTimeouts", "Settings", "setting_names"]
+__all__ = ["DatabaseTimeouts", "ListenerLimits", "Settings", "setting_names"]
 
 DEFAULT_DATABASE_FILE = "portalbridge.db"
 IN_PROCESS_BROKER = "memory://"
@@ -33,6 +33,52 @@ class DatabaseTimeouts:
     connect: float = 5.0
 
 
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenerLimits:
+    """What clients of the MLLP listener and the HTTP API may hold: connections, bytes, time.
+
+    Defaults are safe for a listener exposed to a hospital network; each has a setting.
+    """
+
+    mllp_max_connections: int = 1000
+    mllp_idle_timeout: float = 600.0  # s with nothing in flight and no byte received
+    mllp_read_timeout: float = 60.0  # s from a frame's start block to its end block
+    mllp_connection_buffer_bytes: int = 8 * _MIB  # queued frames + the unfinished one
+    mllp_total_buffer_bytes: int = 256 * _MIB  # the same over all connections
+    http_max_body_bytes: int = _MIB  # every route but /fhir (routing.yaml fhir.max_body_bytes)
+    http_max_header_bytes: int = 16 * 1024  # request line and headers
+    http_max_concurrency: int = 256  # open connections and requests in progress
+    http_keepalive_timeout: int = 5  # s an idle keep-alive connection stays open
+    http_request_timeout: float = 30.0  # s for a request's head, and again for its body
+    tls_cert_file: Path | None = None  # HTTPS on the API when both files are set
+    tls_key_file: Path | None = None
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> ListenerLimits:
+        cert, key = env.get("PORTALBRIDGE_TLS_CERT_FILE"), env.get("PORTALBRIDGE_TLS_KEY_FILE")
+        if bool(cert) != bool(key):
+            raise ConfigurationError("PORTALBRIDGE_TLS_CERT_FILE and PORTALBRIDGE_TLS_KEY_FILE "
+                                     "go together: set both for HTTPS, or neither")
+        return cls(
+            mllp_max_connections=_positive(env, "PORTALBRIDGE_MLLP_MAX_CONNECTIONS", 1000),
+            mllp_idle_timeout=_seconds(env, "PORTALBRIDGE_MLLP_IDLE_TIMEOUT", 600.0),
+            mllp_read_timeout=_seconds(env, "PORTALBRIDGE_MLLP_READ_TIMEOUT", 60.0),
+            mllp_connection_buffer_bytes=_positive(
+                env, "PORTALBRIDGE_MLLP_CONNECTION_BUFFER_BYTES", 8 * _MIB),
+            mllp_total_buffer_bytes=_positive(env, "PORTALBRIDGE_MLLP_TOTAL_BUFFER_BYTES", 256 * _MIB),
+            http_max_body_bytes=_positive(env, "PORTALBRIDGE_HTTP_MAX_BODY_BYTES", _MIB),
+            http_max_header_bytes=_positive(env, "PORTALBRIDGE_HTTP_MAX_HEADER_BYTES", 16 * 1024),
+            http_max_concurrency=_positive(env, "PORTALBRIDGE_HTTP_MAX_CONCURRENCY", 256),
+            http_keepalive_timeout=_positive(env, "PORTALBRIDGE_HTTP_KEEPALIVE_TIMEOUT", 5),
+            http_request_timeout=_seconds(env, "PORTALBRIDGE_HTTP_REQUEST_TIMEOUT", 30.0),
+            tls_cert_file=Path(cert) if cert else None,
+            tls_key_file=Path(key) if key else None,
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Process settings (``PORTALBRIDGE_*``). Defaults run everything embedded."""
@@ -51,6 +97,7 @@ class Settings:
     secret_key: str | None = None  # 32 bytes, base64: seals tokens and notification secrets
     secret_key_file: Path | None = None
     working_folder: Path = Path()  # where an embedded installation keeps its generated key
+    limits: ListenerLimits = field(default_factory=ListenerLimits)
     writer_stall_seconds: float = 30.0  # a writer busy longer on one group fails readiness
     shutdown_timeout: float = 10.0  # seconds from SIGTERM to exit, stuck or not
     #: Where notifications go: file://FOLDER, smtp://..., smtps://... It may hold the SMTP
@@ -89,6 +136,7 @@ class Settings:
             secret_key_file=Path(env["PORTALBRIDGE_SECRET_KEY_FILE"])
             if env.get("PORTALBRIDGE_SECRET_KEY_FILE") else None,
             working_folder=folder,
+            limits=ListenerLimits.from_environment(env),
             writer_stall_seconds=_seconds(env, "PORTALBRIDGE_WRITER_STALL_SECONDS", 30.0),
             shutdown_timeout=_seconds(env, "PORTALBRIDGE_SHUTDOWN_TIMEOUT", 10.0),
             mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,

@@ -5,7 +5,9 @@ sample feed through a real TCP connection as an EMR would, prints every acknowle
 then asks the HTTP API for the resulting patient index records with a staff token it makes
 for itself (as ``portalbridge staff add`` would). The feed's A04 with an e-mail enrolls its
 patient automatically (request queue, in-process); the demo reads the activation code from the
-mail file, activates the account over HTTP, and shows the audit log.
+mail file, activates the account over HTTP, and shows the audit log. Last, it sets up a FHIR
+client as an operator would (``portalbridge fhir token``) and writes and reads a Patient with
+its token, after showing that a request without one is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import shutil
 import socket
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import replace
@@ -21,12 +24,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine.audit import AuditEntry
 from engine.background import EngineThread
 from engine.bootstrap import Runtime, build_runtime
 from engine.cli_staff import cli_actor
 from engine.config import Settings
 from engine.demo_membership import show_membership
+from engine.rules import FhirClient, load_rules, new_client_token
 from engine.staff import Role
 
 __all__ = ["run_demo"]
@@ -40,7 +46,12 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
                             mllp_port=0, http_port=0, bind_host="127.0.0.1", config_path=config,
                             working_folder=folder, mail_url=f"file://{folder / 'mail'}")
     print(f"portalbridge demo: rules {config}, database {folder / 'portalbridge.db'}")
-    runtime = build_runtime(demo_settings)
+    fhir_token, client_line = new_client_token("demo-emr", "NORTH")
+    rules = load_rules(config)
+    client = FhirClient.model_validate(yaml.safe_load(client_line)[0])
+    rules = rules.model_copy(update={"fhir": rules.fhir.model_copy(
+        update={"clients": (*rules.fhir.clients, client)})})
+    runtime = build_runtime(demo_settings, rules=rules)
     token = _demo_staff(runtime)
     server = EngineThread(runtime, frozenset({"listen", "api", "relay", "enrollment", "notifier"}))
     server.start()
@@ -52,6 +63,7 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
         _show_patients(http, token)
         show_membership(http, token, folder / "mail")
         _show_audit(http, token)
+        _fhir_with_a_token(http, fhir_token, client_line)
     finally:
         server.shutdown()
         if not keep:
@@ -139,6 +151,41 @@ def _print_patient(patient: dict[str, Any]) -> None:
     for record in patient["source_records"]:
         state = "active" if record["active"] else f"merged into record {record['merged_into']}"
         print(f"    record    {record['facility']} {record['authority']}|{record['mrn']} ({state})")
+
+
+_DEMO_PATIENT = {"resourceType": "Patient",
+                 "identifier": [{"system": "NGH", "value": "100777", "type": {"coding": [
+                     {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}}],
+                 "name": [{"family": "FHIRSAMPLE", "given": ["ROBIN"]}], "birthDate": "1990-04-01"}
+
+
+def _fhir_with_a_token(port: int, token: str, client_line: str) -> None:
+    print("\nFHIR needs a client token. The demo made one as an operator would, with")
+    print("  portalbridge fhir token demo-emr --facility NORTH")
+    print("which prints the token (for the client) and the line for routing.yaml's fhir.clients:")
+    print(f"  {client_line}")
+    url = f"http://127.0.0.1:{port}/fhir/Patient"
+    status, body = _fhir_request(url, _DEMO_PATIENT, token=None)
+    print(f"POST /fhir/Patient without a token: {status} {body['issue'][0]['diagnostics']}")
+    status, body = _fhir_request(url, _DEMO_PATIENT, token=token)
+    print(f"POST /fhir/Patient with the token:  {status} Patient/{body['id']} "
+          f"(facility NORTH, from the token)")
+    status, body = _fhir_request(f"{url}/{body['id']}", None, token=token)
+    print(f"GET  /fhir/Patient/{body['id']} with the token: {status} "
+          f"{body['name'][0]['given'][0]} {body['name'][0]['family']}")
+
+
+def _fhir_request(url: str, resource: dict[str, Any] | None, *, token: str | None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(resource).encode() if resource is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - our own loopback URL
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - our own loopback URL
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.load(refused)
 
 
 def _show_audit(port: int, token: str) -> None:

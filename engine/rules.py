@@ -7,6 +7,8 @@ the classic way an interface goes wrong in production.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -37,6 +39,7 @@ __all__ = [
     "RoutingRules",
     "Sender",
     "load_rules",
+    "new_client_token",
     "parse_rules",
 ]
 
@@ -177,10 +180,27 @@ class FhirClient(_Strict):
     facility: str
 
 
+def new_client_token(name: str, facility: str) -> tuple[str, str]:
+    """A new random bearer token, and the ``fhir.clients`` entry (YAML flow style) that admits
+    it: only the token's SHA-256 goes into routing.yaml."""
+    token = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+    entry = {"name": name, "facility": facility, "token_sha256": digest}
+    line = yaml.safe_dump([entry], default_flow_style=None, sort_keys=False, width=1000).strip()
+    return token, line
+
+
 class FhirRules(_Strict):
-    """The FHIR API. With no clients listed, writes are not authenticated (embedded use)."""
+    """The FHIR API. Every request but the CapabilityStatement needs a client's token, unless
+    ``allow_anonymous`` (demos only: the resource then names its own facility)."""
 
     clients: tuple[FhirClient, ...] = ()
+    allow_anonymous: bool = False
+
+    @field_validator("clients", mode="before")
+    @classmethod
+    def _no_clients_yet(cls, value: Any) -> Any:
+        return () if value is None else value  # `clients:` with every line commented out
     default_version: Literal["R4", "R4B", "R5"] = "R4"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     enroll: EnrollRule | None = None  # automated enrollment of patients created over FHIR

@@ -8,7 +8,7 @@ the API's own, for a Patient and for each entry of a Bundle (conditional URLs, `
 
 A file is explained as the body of ``POST [base]/Patient`` (a Patient) or ``POST [base]``
 (a Bundle), without a bearer token: the facility comes from the resource, as for an API
-with no clients configured. Two entries of one batch do not see each other's dry runs.
+with ``fhir.allow_anonymous``. Two entries of one batch do not see each other's dry runs.
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ def explain_fhir(raw: bytes, rules: RoutingRules, dry_run: DryRun, search: MpiSe
     call = Call(base=EXPLAIN_BASE, client=None, request_id=_REQUEST_ID)
     data, response = asyncio.run(_answer(api, call, raw, root))
     lines = [_heading(raw, data, rules, root)]
-    if rules.fhir.clients:
-        lines.append("note: routing.yaml lists FHIR clients; a real request needs a token and "
-                     "writes for its client's facility")
+    if not rules.fhir.allow_anonymous:
+        lines.append("note: a real request needs a FHIR client's token and writes for its "
+                     "client's facility")
     accepted = response.status < 400
     if root == "Bundle" and response.status == 200 and response.body is not None:
         for number, entry in enumerate(response.body.get("entry") or ()):

@@ -5,7 +5,8 @@
    knows, the write is refused with 403: a client must not place records under a facility
    (and a tier) it was not given. An organization routing.yaml does not know is only
    information and does not stop the write.
-2. Without clients configured (embedded use), the resource names its facility:
+2. Without a client (only possible with ``fhir.allow_anonymous``, for demos), the resource
+   names its facility:
    ``managingOrganization`` first, then the ``assigner`` of its identifiers, in order.
    An organization is matched by its reference id (``Organization/NORTH``), its identifier
    (value or ``system|value``), its display, or for a contained organization (``#id``) by

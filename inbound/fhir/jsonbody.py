@@ -7,6 +7,15 @@
   one, and a second ``birthDate`` that silently wins is how wrong data gets into an MPI.
   Every duplicated key is reported, one OperationOutcome issue each (at most 100).
 - ``NaN`` and ``Infinity`` are refused: they are not JSON.
+- Nesting deeper than ``MAX_DEPTH`` levels is refused (400): no FHIR resource comes near it,
+  and everything after the parser (duplicate-key paths, fhir.resources, our checks) may walk
+  the tree recursively. Deeper than the interpreter's recursion limit, ``json.loads`` itself
+  raises ``RecursionError``: that is the same refusal, not a server error.
+- More than ``MAX_ARRAY_ITEMS`` items in one array, or more than ``MAX_CONTAINERS`` objects
+  and arrays in all, is refused (413, too-costly) before fhir.resources sees it: within the
+  1 MiB body limit, 60,000 names made one request cost seconds of CPU and 60 MB of memory in
+  validation, and 20,000 identifiers as many index rows, and peaks like these, spread over
+  threads, left the process's memory high for good (glibc keeps freed memory per thread).
 """
 
 from __future__ import annotations
@@ -17,8 +26,14 @@ from typing import Any
 
 from inbound.fhir.errors import FhirError, Issue
 
-__all__ = ["JsonObject", "read_json"]
+__all__ = ["MAX_ARRAY_ITEMS", "MAX_CONTAINERS", "MAX_DEPTH", "JsonObject", "read_json"]
 
+#: Arrays and objects inside one another, at most (a FHIR Patient needs about a dozen).
+MAX_DEPTH = 64
+#: Items of one array (a Bundle's entries included), at most.
+MAX_ARRAY_ITEMS = 1000
+#: Objects and arrays in one body, at most (a Patient has 20 to 400: a Bundle of 25 to 500 fits).
+MAX_CONTAINERS = 10_000
 _UTF8_BOM = b"\xef\xbb\xbf"
 _OTHER_BOMS = {b"\xff\xfe": "UTF-16LE", b"\xfe\xff": "UTF-16BE"}
 _DUPLICATE = "\x00portalbridge-duplicate-key"  # marks an object that had repeated keys
@@ -58,11 +73,45 @@ def read_json(body: bytes, root: str) -> JsonObject:
                         f"column {exc.colno})", root, code="structure") from None
     except ValueError as exc:
         raise FhirError(400, f"the body is not valid JSON: {exc}", root, code="structure") from None
+    except RecursionError:
+        raise _too_deep(root) from None
+    _check_shape(data, text, root)
     if not isinstance(data, dict):
         raise FhirError(400, "the body must be a JSON object (a FHIR resource)", root, code="structure")
     if duplicates:
         raise _duplicate_keys(data, root)
     return JsonObject(data, "null" in text and _NULL_VALUE.search(text) is not None)
+
+
+def _too_deep(root: str) -> FhirError:
+    return FhirError(400, f"the body nests arrays and objects deeper than {MAX_DEPTH} levels",
+                     root, code="structure")
+
+
+def _check_shape(data: Any, text: str, root: str) -> None:
+    """Refuse trees too deep, arrays too long and too many containers; walked without recursion."""
+    brackets = text.count("[") + text.count("{")
+    if brackets <= MAX_DEPTH and text.count(",") < MAX_ARRAY_ITEMS:
+        return  # too small to break any limit (the usual case: no walk at all)
+    containers = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        containers += 1
+        if depth > MAX_DEPTH:
+            raise _too_deep(root)
+        if len(node) > MAX_ARRAY_ITEMS:
+            raise _too_costly(f"an array or object holds {len(node)} items; at most "
+                              f"{MAX_ARRAY_ITEMS} are accepted", root)
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    if containers > MAX_CONTAINERS:
+        raise _too_costly(f"the body holds {containers} objects and arrays; at most "
+                          f"{MAX_CONTAINERS} are accepted", root)
+
+
+def _too_costly(reason: str, root: str) -> FhirError:
+    return FhirError(413, reason, root, code="too-costly")
 
 
 def _decode(body: bytes, root: str) -> str:

@@ -22,8 +22,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fhir.resources import get_fhir_model_class as r5_model_class
 from fhir.resources.bundle import Bundle as R5Bundle
 from fhir.resources.patient import Patient as R5Patient
+from fhir.resources.R4B import get_fhir_model_class as r4b_model_class
 from fhir.resources.R4B.bundle import Bundle as R4BBundle
 from fhir.resources.R4B.patient import Patient as R4BPatient
 from pydantic import ValidationError
@@ -47,6 +49,7 @@ _MODELS: dict[tuple[FhirVersion, str], Any] = {
     ("R4", "Bundle"): R4BBundle, ("R4B", "Bundle"): R4BBundle, ("R5", "Bundle"): R5Bundle,
 }
 _MAX_ISSUES = 20
+_MODEL_CLASS = {"R4": r4b_model_class, "R4B": r4b_model_class, "R5": r5_model_class}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,7 @@ def _profile_hint(data: dict[str, Any]) -> FhirVersion | None:
 def validate_patient(data: dict[str, Any], version: FhirVersion, path: str = "Patient") -> Parsed:
     """A Patient that fhir.resources and our own checks accept, else ``FhirError``."""
     _expect_type(data, "Patient", path)
-    _validate(_MODELS[(version, "Patient")], data, path)
+    _validate(_MODELS[(version, "Patient")], data, path, version)
     check_patient(data, path)
     return Parsed(data, version)
 
@@ -114,7 +117,7 @@ def validate_bundle(data: dict[str, Any], version: FhirVersion) -> Parsed:
     if isinstance(entries, list):
         envelope["entry"] = [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict)
                              else e for e in entries]
-    _validate(_MODELS[(version, "Bundle")], envelope, "Bundle")
+    _validate(_MODELS[(version, "Bundle")], envelope, "Bundle", version)
     return Parsed(data, version)
 
 
@@ -130,7 +133,8 @@ def _expect_type(data: dict[str, Any], expected: str, path: str) -> None:
                     where, code="invalid")
 
 
-def _validate(model: Any, data: dict[str, Any], path: str) -> None:
+def _validate(model: Any, data: dict[str, Any], path: str, version: FhirVersion) -> None:
+    _check_contained_types(data, path, version)
     try:
         model.model_validate(data)
     except ValidationError as exc:
@@ -139,6 +143,26 @@ def _validate(model: Any, data: dict[str, Any], path: str) -> None:
                         issues=issues) from None
     except (TypeError, ValueError) as exc:  # a few fhir.resources validators raise directly
         raise FhirError(400, f"invalid {path}: {exc}", path, code="structure") from None
+    except AttributeError:  # fhir_core calls string methods on a url before checking its type
+        raise FhirError(400, f"invalid {path}: a value has the wrong JSON type (a number or true/"
+                        "false where text belongs, as in photo.url)", path, code="structure") from None
+    except LookupError as exc:  # fhir_core looks types up by name and lets a KeyError out
+        raise FhirError(400, f"invalid {path}: unknown type {exc}", path, code="structure") from None
+
+
+def _check_contained_types(data: dict[str, Any], path: str, version: FhirVersion) -> None:
+    """A contained resource of a type FHIR does not have is a 400 naming it (fhir_core would
+    raise a bare KeyError: found by fuzzing, a 500 before)."""
+    contained = data.get("contained")
+    for number, resource in enumerate(contained if isinstance(contained, list) else ()):
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(kind, str):
+            continue  # missing or not a string: fhir.resources' own error names it
+        try:
+            _MODEL_CLASS[version](kind)
+        except ValueError:
+            raise FhirError(400, f"'{kind[:64]}' is not a FHIR resource type",
+                            f"{path}.contained[{number}].resourceType", code="value") from None
 
 
 def _issue(error: Any, path: str) -> Issue:

@@ -62,7 +62,13 @@ def ack_codes(header: Header | None, error: EngineError | None) -> list[str]:
 
 
 def _wanted(condition: str, failed: bool) -> bool:
-    return condition == "AL" or (condition == "ER" and failed) or (condition == "SU" and not failed)
+    # A value outside HL7 table 0155 (AL, NE, ER, SU) is answered as AL: silence would leave
+    # the sender waiting for an acknowledgement for ever (found by fuzzing: MSH-15 "F").
+    if condition == "NE":
+        return False
+    if condition in ("ER", "SU"):
+        return failed == (condition == "ER")
+    return True
 
 
 def build_ack(parts: AckParts, code: str, *, now: datetime, ack_id: str,

@@ -40,6 +40,7 @@ from engine.errors import InvalidMessage, RejectedMessage, in_occurrence
 from engine.routing import RouteDecision
 from engine.rules import Action
 from inbound.hl7.header import Header
+from inbound.hl7.limits import check_repetitions
 from inbound.hl7.reader import HL7_NULL, Er7Message, Segment
 from inbound.hl7.translate import Source, identifiers_in, patient_update, record_key
 from mpi.model import DemographicsUpdate, Identifier, RecordKey
@@ -89,6 +90,7 @@ def translate(message: Er7Message, header: Header,
                            message_type=f"{header.message_type}^{header.trigger}",
                            facility=decision.facility.code)
     source = Source.of(decision)
+    check_repetitions(message)
     if action is Action.UPSERT_PATIENT:
         return replace(_upsert(message, origin, source), enroll=decision.route.enroll), ""
     if action is Action.MERGE_PATIENTS:

@@ -29,7 +29,8 @@ from mpi.limits import (
 )
 from mpi.model import Identifier
 
-__all__ = ["check_header", "check_identifier", "check_text", "segment_label"]
+__all__ = ["MAX_REPETITIONS", "check_header", "check_identifier", "check_repetitions", "check_text",
+           "segment_label"]
 
 _HEADERS = frozenset({"MSH", "FHS", "BHS"})  # field 1 is the separator itself
 
@@ -115,6 +116,25 @@ def check_identifier(identifier: Identifier, element: Element, where: str) -> No
     authority_at = f"{where}.4.1" if element.component(4, 1).strip() else f"{where}.4.2"
     _refuse_if(value_problem(identifier.authority, AUTHORITY_CHARS), authority_at)
     _refuse_if(value_problem(identifier.type_code, IDENTIFIER_TYPE_CHARS), f"{where}.5")
+
+
+#: Repetitions of one PID or MRG field, at most (FHIR's JSON arrays have the same bound):
+#: 100,000 identifiers in a 1.5 MB frame took a second to read and as many index rows.
+MAX_REPETITIONS = 1000
+
+
+def check_repetitions(message: Er7Message) -> None:
+    """Refuse a PID or MRG field repeated more than ``MAX_REPETITIONS`` times, by name."""
+    repetition = message.delimiters.repetition
+    for name in ("PID", "MRG"):
+        for occurrence, segment in enumerate(message.segments_named(name), start=1):
+            for n in range(1, segment.field_count + 1):
+                count = segment.raw_field(n).count(repetition) + 1
+                if count > MAX_REPETITIONS:
+                    location = f"{segment_label(name, occurrence)}-{n}"
+                    raise InvalidMessage(f"{location} repeats {count} times; at most "
+                                         f"{MAX_REPETITIONS} repetitions are accepted",
+                                         location, code="102")
 
 
 def segment_label(name: str, occurrence: int) -> str:

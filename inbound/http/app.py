@@ -17,6 +17,7 @@ from engine.store.errors import classify_store_error
 from inbound.http.accounts import accounts_router
 from inbound.http.auth import StaffAuth
 from inbound.http.fhir import FhirDependencies, fhir_router
+from inbound.http.limits import BoundedRequests, RequestLimits
 from inbound.http.mpi import mpi_router
 from inbound.http.portal import PortalDependencies, portal_router
 from inbound.http.workbench import audit_router
@@ -33,12 +34,14 @@ log = logging.getLogger(__name__)
 def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clock: Clock,
                ready: Callable[[], Mapping[str, bool | str]], metrics: Callable[[], str],
                version: str, fhir: FhirDependencies | None = None,
+               limits: RequestLimits | None = None,
                portal: PortalDependencies | None = None,
                membership: MembershipHttp | None = None) -> FastAPI:
     """The app for one process; ``ready`` names each dependency and whether it is up (True)
     or not (False, or a reason). ``staff`` authenticates the bearer tokens of /mpi and
     /workbench; ``audit`` records what staff did. With ``fhir`` the FHIR API is served under
-    /fhir; with ``portal`` and ``membership`` the member and Workbench membership routes."""
+    /fhir; ``limits`` bound every request's head and body; with ``portal`` and ``membership``
+    the member and Workbench membership routes."""
     app = FastAPI(title="portalbridge", version=version,
                   description="Patient-portal integration engine: MPI, FHIR and account APIs.")
     auth = StaffAuth(staff, audit)
@@ -75,6 +78,8 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
         """Counters in the Prometheus text format."""
         return metrics()
 
+    if limits is not None:
+        app.add_middleware(BoundedRequests, limits=limits)
     return app
 
 

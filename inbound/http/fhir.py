@@ -21,7 +21,7 @@ from fastapi.responses import Response
 
 from engine.domain.clock import Clock, IdSource
 from engine.errors import EngineError, TransientFailure
-from engine.rules import RoutingRules
+from engine.rules import FhirRules, RoutingRules
 from engine.store.errors import classify_store_error, is_store_error
 from inbound.fhir import (
     Apply,
@@ -36,6 +36,7 @@ from inbound.fhir import (
     read_json,
     version_of_media_type,
 )
+from inbound.fhir.auth import SETUP_HINT
 from inbound.fhir.errors import FhirError
 from inbound.fhir.parse import FhirVersion
 from inbound.fhir.service import Prefer
@@ -69,6 +70,7 @@ def fhir_router(deps: FhirDependencies, search: MpiSearch, version: str) -> APIR
     """The ``/fhir`` routes; every answer is FHIR JSON, every error an OperationOutcome."""
     api = FhirApi(apply=deps.apply, search=search, rules=deps.rules, ids=deps.ids)
     gate = _Gate(deps)
+    _log_access_policy(deps.rules.fhir)
     published = deps.clock.now()
     router = APIRouter(prefix="/fhir", tags=["fhir"])
 
@@ -122,6 +124,16 @@ def fhir_router(deps: FhirDependencies, search: MpiSearch, version: str) -> APIR
         return _error(error, "Patient", gate.new_id())
 
     return router
+
+
+def _log_access_policy(rules: FhirRules) -> None:
+    if rules.allow_anonymous:
+        log.warning("fhir.allow_anonymous is true: anyone who reaches this port can read and "
+                    "write patients as any facility the resource names. Use it for demos only; "
+                    "for anything else %s", SETUP_HINT)
+    elif not rules.clients:
+        log.info("FHIR: routing.yaml lists no clients, so every FHIR request but /fhir/metadata "
+                 "is refused (401); %s", SETUP_HINT)
 
 
 class _Gate:

@@ -74,3 +74,24 @@ def test_serve_refuses_an_invalid_routing_file_before_listening(tmp_path: Path) 
     done = portalbridge("serve", env={**sqlite_env(tmp_path), "PORTALBRIDGE_CONFIG": str(bad)}, check=False)
     # A command that cannot start answers 2 (`config check` alone answers "invalid" with 1).
     assert done.returncode == 2 and "surprise: unknown key" in done.stderr
+
+
+def test_fhir_token_prints_a_new_token_and_the_routing_line_that_admits_it(tmp_path: Path) -> None:
+    import hashlib
+
+    import yaml
+
+    first = portalbridge("fhir", "token", "clinic-emr", "--facility", "NORTH", env=sqlite_env(tmp_path))
+    second = portalbridge("fhir", "token", "clinic-emr", "--facility", "NORTH", env=sqlite_env(tmp_path))
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    token, entry = lines[1].strip(), lines[-1].strip()
+    assert len(token) >= 40 and token not in second.stdout  # random, new each time
+    [client] = yaml.safe_load(entry)
+    assert client == {"name": "clinic-emr", "facility": "NORTH",
+                      "token_sha256": hashlib.sha256(token.encode()).hexdigest()}
+    shipped = (E2E.parents[1] / "routing.yaml").read_text("utf-8")
+    config = tmp_path / "routing.yaml"
+    config.write_text(shipped + f"    {entry}\n", encoding="utf-8")  # pasted under `clients:`
+    check = portalbridge("config", "check", str(config), env=sqlite_env(tmp_path))
+    assert check.returncode == 0, check.stderr

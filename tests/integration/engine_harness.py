@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.background import EngineThread
 from engine.bootstrap import Runtime, build_runtime
-from engine.config import Settings
+from engine.config import ListenerLimits, Settings
 from engine.staff import Role
 from inbound.mllp import MllpDecoder, frame
 from tests.fakes import TEST_SECRET_KEY
@@ -32,10 +32,12 @@ class RunningEngine:
 @contextmanager
 def running_engine(database_url: str, rules_file: Path,
                    components: frozenset[str] = frozenset({"listen", "api"}),
+                   limits: ListenerLimits | None = None,
                    **overrides: Any) -> Iterator[RunningEngine]:
     """The engine on a thread; ``overrides`` are further ``Settings`` fields."""
     settings = Settings(secret_key=TEST_SECRET_KEY, database_url=database_url,
-                        config_path=rules_file, mllp_port=0, http_port=0, **overrides)
+                        config_path=rules_file, mllp_port=0, http_port=0,
+                        limits=limits or ListenerLimits(), **overrides)
     runtime = build_runtime(settings)
     thread = EngineThread(runtime, components)
     thread.start()

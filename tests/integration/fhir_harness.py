@@ -38,7 +38,8 @@ GHH_MRN_SYSTEM = "http://ghh.example.org/fhir/mrn"
 
 
 def rules_yaml(*, clients: bool = False, extra: dict[str, Any] | None = None) -> str:
-    """The shared test rules, plus FHIR names for the corpus and optional FHIR clients."""
+    """The shared test rules, plus FHIR names for the corpus, and FHIR clients or else
+    anonymous requests allowed (the demo mode, in which a resource names its facility)."""
     rules = yaml.safe_load(TEST_RULES_YAML)
     aliases = {"CLINIC": ["ACME Healthcare, Inc", "Burgers University Medical Centre"],
                "LAB": ["AUMC"]}
@@ -50,7 +51,11 @@ def rules_yaml(*, clients: bool = False, extra: dict[str, Any] | None = None) ->
         rules["fhir"] = {"clients": [
             {"name": "clinic-emr", "facility": "CLINIC", "token_sha256": _sha(CLINIC_TOKEN)},
             {"name": "lab-system", "facility": "LAB", "token_sha256": _sha(LAB_TOKEN)}]}
-    rules.update(extra or {})
+    else:
+        rules["fhir"] = {"allow_anonymous": True}
+    extra = dict(extra or {})
+    rules["fhir"].update(extra.pop("fhir", {}))
+    rules.update(extra)
     return yaml.safe_dump(rules, sort_keys=False)
 
 

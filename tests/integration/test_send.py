@@ -13,7 +13,8 @@ import pytest
 from engine.bootstrap import send_hl7_files
 from engine.cli import main
 from engine.errors import TransientFailure
-from inbound.mllp import MllpServer, OversizeFrame, frame
+from inbound.mllp import OversizeFrame, frame
+from inbound.mllp_server import MllpServer
 
 BOM = b"\xef\xbb\xbf"
 

@@ -32,3 +32,22 @@ def test_an_oversize_frame_keeps_its_head_and_the_stream_continues() -> None:
 
 def test_frame_wraps_a_payload() -> None:
     assert frame(b"x") == b"\x0bx\x1c\r"
+
+
+def test_a_frame_over_a_small_limit_is_oversize_even_within_the_kept_head() -> None:
+    decoder = MllpDecoder(1024)
+    assert decoder.feed(b"\x0b" + b"A" * 1000) == []
+    assert decoder.feed(b"B" * 200) == []
+    [item] = decoder.feed(b"\x1c\r")
+    assert isinstance(item, OversizeFrame) and item.size == 1200  # 1,200 bytes > 1,024
+
+
+def test_past_the_limit_only_the_head_stays_in_memory() -> None:
+    decoder = MllpDecoder(4 * 1024 * 1024)
+    decoder.feed(b"\x0bMSH|")
+    for _ in range(80):  # 5 MiB in 64 KiB reads
+        decoder.feed(b"z" * 65536)
+    assert decoder.buffered <= 8192
+    [item] = decoder.feed(b"\x1c")
+    assert isinstance(item, OversizeFrame) and item.size == 4 + 80 * 65536
+    assert item.head.startswith(b"MSH|zzz") and len(item.head) == 8192

@@ -23,6 +23,11 @@ fhir:
 """
 
 
-def fhir_rules(*, clients: bool = True) -> RoutingRules:
+def fhir_rules(*, clients: bool = True, anonymous: bool | None = None) -> RoutingRules:
+    """The rules with the east-emr client, or without it and (unless told otherwise) with
+    anonymous requests allowed, the demo mode in which a resource names its facility."""
     text = RULES_YAML if clients else RULES_YAML.split("fhir:", maxsplit=1)[0]
+    if anonymous or (anonymous is None and not clients):
+        text += "" if clients else "fhir:\n"
+        text += "  allow_anonymous: true\n"
     return parse_rules(text)

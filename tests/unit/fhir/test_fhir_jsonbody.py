@@ -68,3 +68,41 @@ def test_the_body_says_whether_it_may_hold_nulls(raw: bytes, may_hold_null: bool
 
 def test_syntax_errors_name_line_and_column() -> None:
     assert "line 2, column 5" in _refusal(b'{"a": 1,\n    }').reason
+
+
+@pytest.mark.parametrize("depth", [64, 500, 1000, 5000, 200_000])
+@pytest.mark.parametrize(("opener", "closer"), [("[", "]"), ('{"a":', "}")])
+def test_nesting_of_any_depth_past_the_limit_is_a_400_not_a_server_error(
+        depth: int, opener: str, closer: str) -> None:
+    raw = ('{"resourceType": "Patient", "x": ' + opener * depth + "0" + closer * depth + "}").encode()
+    error = _refusal(raw)
+    assert "deeper than 64 levels" in error.reason and error.location == "Patient"
+
+
+def test_nesting_within_the_limit_is_read() -> None:
+    inner = "[" * 62 + "0" + "]" * 62  # 63 levels under the resource: 64 in all
+    data = read_json(('{"resourceType": "Patient", "x": ' + inner + "}").encode(), "Patient")
+    assert data["resourceType"] == "Patient"
+
+
+def test_a_number_too_long_to_read_is_a_400() -> None:
+    assert "not valid JSON" in _refusal(b'{"a": ' + b"9" * 100_000 + b"}").reason
+
+
+def test_an_array_too_long_is_413_before_validation() -> None:
+    with pytest.raises(FhirError) as caught:
+        read_json(('{"resourceType": "Patient", "name": [' + ", ".join(['{"family": "A"}'] * 1001)
+                   + "]}").encode(), "Patient")
+    assert caught.value.status == 413 and caught.value.code == "too-costly"
+    assert "1001 items; at most 1000" in caught.value.reason
+    ok = '{"resourceType": "Patient", "name": [' + ", ".join(['{"family": "A"}'] * 1000) + "]}"
+    assert len(read_json(ok.encode(), "Patient")["name"]) == 1000
+
+
+def test_too_many_objects_in_all_is_413() -> None:
+    extensions = ", ".join(['{"url": "x"}'] * 900)
+    body = ('{"resourceType": "Patient", "extension": ['
+            + ", ".join([f'{{"url": "y", "extension": [{extensions}]}}'] * 12) + "]}")
+    with pytest.raises(FhirError) as caught:
+        read_json(body.encode(), "Patient")
+    assert caught.value.status == 413 and "at most 10000 are accepted" in caught.value.reason

@@ -113,3 +113,29 @@ def test_bundle_envelopes_are_validated_without_their_resources() -> None:
     with pytest.raises(FhirError) as caught:
         validate_bundle({"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"url": 1}}]}, "R5")
     assert caught.value.location.startswith("Bundle.entry[0].request")
+
+
+@pytest.mark.parametrize("version", ["R4", "R4B", "R5"])
+@pytest.mark.parametrize("kind", ["Organnzation", "Organizat||ion", "x" * 300])
+def test_a_contained_resource_of_no_fhir_type_is_a_400_naming_it(version: str, kind: str) -> None:
+    # Found by fuzzing: fhir_core looked the type up and let a KeyError out (a 500).
+    data = {"resourceType": "Patient", "contained": [{"resourceType": "Organization", "id": "a"},
+                                                     {"resourceType": kind, "id": "b"}]}
+    with pytest.raises(FhirError) as caught:
+        validate_patient(data, version)  # type: ignore[arg-type]
+    assert caught.value.status == 400
+    assert caught.value.location == "Patient.contained[1].resourceType"
+    assert "is not a FHIR resource type" in caught.value.reason
+
+
+def test_a_contained_resource_of_a_real_type_is_read() -> None:
+    data = {"resourceType": "Patient", "contained": [{"resourceType": "Organization", "id": "o"}]}
+    assert validate_patient(data, "R4").data is data
+
+
+@pytest.mark.parametrize("value", [1e308, 5, True])
+def test_a_url_that_is_not_text_is_a_400(value: object) -> None:
+    # Found by fuzzing: fhir_core called .startswith on a number in Attachment.url (a 500).
+    with pytest.raises(FhirError) as caught:
+        validate_patient({"resourceType": "Patient", "photo": [{"url": value}]}, "R4")
+    assert caught.value.status == 400 and "wrong JSON type" in caught.value.reason

@@ -33,6 +33,15 @@ def test_acknowledgement_modes(accept: str, application: str, outcome: str, code
     assert ack_codes(header(accept, application), error) == codes  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("accept", "application", "codes"), [
+    ("F", "", ["CA"]), ("XX", "NE", ["CA"]), ("NE", "19830824", ["AA"]), ("F", "Q", ["CA", "AA"]),
+])
+def test_a_value_outside_table_0155_is_answered_never_silent(accept: str, application: str,
+                                                            codes: list[str]) -> None:
+    # Found by fuzzing: a mutated MSH with "F" in MSH-15 got no acknowledgement at all.
+    assert ack_codes(header(accept, application), None) == codes  # type: ignore[arg-type]
+
+
 def test_an_ack_swaps_sender_and_receiver_and_echoes_the_control_id() -> None:
     h = header()
     text = build_ack(AckParts(header=h, delimiters=Delimiters(), control_id="CTRL-9"),  # type: ignore[arg-type]

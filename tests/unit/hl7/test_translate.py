@@ -159,3 +159,15 @@ authorities:
     by_oid = upsert_for("PID|1||7^^^&2.16.840.1.113883.19.5&ISO^MR", rules)
     by_namespace = upsert_for("PID|1||7^^^GHH-NS^MR", rules)
     assert by_oid.key == by_namespace.key == RecordKey("GHH", "GHHMRN", "7")
+
+
+@pytest.mark.parametrize("field", [3, 5, 11, 13])
+def test_a_field_repeated_more_than_a_thousand_times_is_refused_by_name(
+        rules: RoutingRules, field: int) -> None:
+    repeated = "~".join(f"{i}^^^GHH^MR" for i in range(1001))
+    with pytest.raises(InvalidMessage) as caught:
+        upsert_for(pid_with(**{f"f{field}": repeated}), rules)
+    assert caught.value.location == f"PID-{field}"
+    assert "repeats 1001 times; at most 1000" in caught.value.reason
+    within = "~".join(f"{i}^^^GHH^MR" for i in range(1000))
+    assert len(upsert_for(pid_with(f3=within), rules).update.values.identifiers) == 1000
