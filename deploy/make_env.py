@@ -19,6 +19,8 @@ RABBITMQ_PASSWORD={rabbitmq}
 # Seals activation tokens and notification secrets (32 random bytes, base64); every
 # portalbridge process needs the same one.
 PORTALBRIDGE_SECRET_KEY={secret_key}
+# Where notifications go: the notifier's mail folder, or smtp://user:password@host:587.
+PORTALBRIDGE_MAIL_URL=file:///var/lib/portalbridge/mail
 # Where the HTTP API, RabbitMQ (AMQP) and its management UI are published on the host:
 # 127.0.0.1 keeps them on this machine; 0.0.0.0 opens them to the network (put the API
 # behind TLS first: README, "TLS for the HTTP API").
