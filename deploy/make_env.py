@@ -16,9 +16,12 @@ TEMPLATE = """\
 # Made by deploy/make_env.py: every password below is new and random.
 POSTGRES_PASSWORD={postgres}
 RABBITMQ_PASSWORD={rabbitmq}
-# Seals the message journal's payloads (AES-256-GCM): 32 random bytes, URL-safe base64. Keep
-# it with the database's backups: without it their journaled messages cannot be read.
-PORTALBRIDGE_SECRET_KEY={key}
+# Seals activation tokens, notification secrets and the message journal's payloads (32
+# random bytes, base64); every portalbridge process needs the same one. Keep it with the
+# database's backups: without it what they sealed cannot be read.
+PORTALBRIDGE_SECRET_KEY={secret_key}
+# Where notifications go: the notifier's mail folder, or smtp://user:password@host:587.
+PORTALBRIDGE_MAIL_URL=file:///var/lib/portalbridge/mail
 # Where the HTTP API, RabbitMQ (AMQP) and its management UI are published on the host:
 # 127.0.0.1 keeps them on this machine; 0.0.0.0 opens them to the network (put the API
 # behind TLS first: README, "TLS for the HTTP API").
@@ -31,7 +34,7 @@ RABBITMQ_MANAGEMENT_BIND=127.0.0.1
 def main() -> int:
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
     sys.stdout.write(TEMPLATE.format(postgres=secrets.token_urlsafe(24),
-                                     rabbitmq=secrets.token_urlsafe(24), key=key))
+                                     rabbitmq=secrets.token_urlsafe(24), secret_key=key))
     return 0
 
 

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -29,28 +30,34 @@ from engine.commands import Command, Outcome
 from engine.committer import GroupCommitter
 from engine.config import Settings
 from engine.domain.clock import Clock, IdSource, RandomIds, SystemClock
+from engine.enrollment_intake import EnrollmentIntake
 from engine.errors import ConfigurationError, RejectedMessage, StoreUnavailable, TransientFailure
 from engine.handlers import MessageBus
 from engine.journal import JournalStore
 from engine.journal_sweep import JournalSweep
 from engine.journal_writer import JournalWriter
 from engine.limits import check_command
+from engine.member_effects import Effects, audit_member_event
+from engine.member_handlers import MemberHandlers, MemberServices
 from engine.metrics import EngineMetrics, serve_metrics
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
 from engine.runtime_metrics import RuntimeSources, watch_runtime
 from engine.sealing import journal_sealer
+from engine.secretbox import AesGcmBox, NoKeyBox, load_key
 from engine.shutdown import StopBudget, within
 from engine.staff import StaffDirectory
 from engine.store.audit import SqlAuditLog
 from engine.store.database import is_sqlite, open_database
 from engine.store.errors import classify_store_error
 from engine.store.journal import PayloadPolicy, SqlJournalStore
+from engine.store.member_queries import MemberQueries
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
 from engine.store.staff import SqlStaffDirectory
 from inbound.amqp_dispatch import PartitionDispatcher, patient_key
 from inbound.amqp_worker import Hl7QueueWorker
+from inbound.enrollment_queue import EnrollmentQueueConsumer
 from inbound.fhir import explain_fhir
 from inbound.hl7.explain import explain_hl7
 from inbound.hl7.files import pieces_of
@@ -59,13 +66,18 @@ from inbound.hl7.strict import validate_structure
 from inbound.http.app import create_app
 from inbound.http.fhir import FhirDependencies
 from inbound.http.limits import RequestLimits
+from inbound.http.portal import PortalDependencies
 from inbound.http.server import uvicorn_config
+from inbound.http.workbench.membership_deps import MembershipHttp
 from inbound.mllp_sender import Answer, FileToSend, MllpSender, SendFailed
 from inbound.mllp_server import MllpLimits, MllpServer
+from membership.passwords import Hashers, hashers_for
+from membership.tokens import RandomSource, SecretBox, SystemRandom
 from mpi.search import MpiSearch
 from outbound.factory import build_relay
 from outbound.metered import PublishCounts
-from outbound.notify import check_templates, count_templates
+from outbound.notify import build_sender, check_templates, count_templates
+from outbound.notify.notifier import Notifier, NotifierPolicy
 from outbound.outbox_admin import count_by_status, list_rows, oldest_pending
 from outbound.outbox_admin import replay as replay_outbox
 from outbound.relay import Relay, RelayPolicy
@@ -78,7 +90,7 @@ __all__ = ["COMPONENTS", "RECEIVERS", "Runtime", "build_runtime", "check_notific
 
 log = logging.getLogger("portalbridge")
 
-COMPONENTS = frozenset({"listen", "api", "relay", "worker"})
+COMPONENTS = frozenset({"listen", "api", "relay", "worker", "enrollment", "notifier"})
 #: Components that receive messages: their processes journal them and sweep the journal.
 RECEIVERS = frozenset({"listen", "api", "worker"})
 
@@ -105,6 +117,12 @@ class Runtime:
     search: MpiSearch
     staff: StaffDirectory
     audit: AuditLog
+    members: MemberQueries
+    box: SecretBox
+    random: RandomSource
+    hashers: Hashers
+    intake: EnrollmentIntake
+    pool: ThreadPoolExecutor  # slow hashing, never on the writer thread or the event loop
     journal: JournalWriter
     messages: JournalStore
     metrics: EngineMetrics
@@ -117,22 +135,31 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                   migrate_sqlite: bool = True, needs_key: bool = True) -> Runtime:
     """Load the rules, open the database (migrating an embedded SQLite file) and build the core.
 
-    ``needs_key=False`` is for commands that never seal or open a journal payload: no key is
-    read or generated for them (a configured key is still checked).
+    ``needs_key=False`` is for commands that never seal a secret or a journal payload: no key
+    is read or made (a configured one is still checked).
     """
     rules = rules or load_rules(settings.config_path)
     database = _open_database(settings)
     _ensure_schema(database, migrate_sqlite)  # a database that cannot be opened says so first
-    sealer = journal_sealer(settings, needs=needs_key and rules.journal.encrypts,
-                            embedded=is_sqlite(database))
-    payloads = PayloadPolicy(rules.journal.payloads, sealer)
-    clock, ids, metrics = clock or SystemClock(), ids or RandomIds(), EngineMetrics()
+    key = None
+    if needs_key or settings.secret_key or settings.secret_key_file:
+        key = load_key(settings.secret_key, settings.secret_key_file,
+                       embedded=is_sqlite(database), folder=settings.working_folder)
+    box: SecretBox = AesGcmBox(key) if key is not None else NoKeyBox()
+    payloads = PayloadPolicy(rules.journal.payloads, journal_sealer(key))
+    clock, ids, random = clock or SystemClock(), ids or RandomIds(), SystemRandom()
+    policies, metrics = rules.membership.policies(), EngineMetrics()
+    effects = Effects(ids=ids, box=box, publish=frozenset(rules.events.publish),
+                      notify_password_change=policies.password.notify_on_change,
+                      audit=audit_member_event)
+    members = MemberHandlers(MemberServices(policies=policies, clock=clock, ids=ids, random=random,
+                                            box=box, effects=effects, channels=rules.notifications))
     journal = JournalWriter(enabled=rules.journal.enabled, observe=metrics.observe_entry)
-    bus, writer = MessageBus(rules, clock, ids), WriterConnection(database)
+    bus, writer = MessageBus(rules, clock, ids, members), WriterConnection(database)
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
     committer = GroupCommitter(
-        bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox, clock=clock,
-                                               journal=payloads),
+        bus, lambda check_inbox: SqlUnitOfWork(writer, check_inbox=check_inbox, box=box,
+                                               clock=clock, journal=payloads),
         classify=classify_store_error, writers=1 if is_sqlite(database) else settings.writers,
         stall_seconds=settings.writer_stall_seconds, journal=journal,
         on_commit=metrics.observe_commit)
@@ -140,12 +167,16 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                              outbox_counts=lambda: count_by_status(database),
                              oldest_pending=lambda: oldest_pending(database))
     watch_runtime(metrics, sources)
+    hashers = hashers_for(policies.password, random)
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hashing")
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
                    search=MpiSearch(database.connect),
                    staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock),
-                   journal=journal, messages=SqlJournalStore(database, payloads), metrics=metrics,
-                   sources=sources)
+                   members=MemberQueries(database.connect), box=box, random=random,
+                   hashers=hashers, intake=EnrollmentIntake(policies, hashers, random, pool),
+                   pool=pool, journal=journal, messages=SqlJournalStore(database, payloads),
+                   metrics=metrics, sources=sources)
 
 
 def upgrade_database(settings: Settings) -> str:
@@ -270,14 +301,20 @@ def http_app(runtime: Runtime) -> FastAPI:
     through the group committer), the message journal, metrics."""
     fhir = FhirDependencies(apply=runtime.committer.apply, rules=runtime.rules, ids=runtime.ids,
                             clock=runtime.clock, journal=runtime.journal)
+    portal = PortalDependencies(apply=runtime.committer.apply, queries=runtime.members,
+                                hashers=runtime.hashers, pool=runtime.pool,
+                                policies=runtime.rules.membership.policies(), clock=runtime.clock)
+    membership = MembershipHttp(apply=runtime.committer.apply, queries=runtime.members,
+                                search=runtime.search, intake=runtime.intake, pool=runtime.pool,
+                                audit=runtime.audit, clock=runtime.clock)
     limits = RequestLimits(max_header_bytes=runtime.settings.limits.http_max_header_bytes,
                            max_body_bytes=runtime.settings.limits.http_max_body_bytes,
                            fhir_max_body_bytes=runtime.rules.fhir.max_body_bytes,
                            body_timeout=runtime.settings.limits.http_request_timeout)
     return create_app(search=runtime.search, staff=runtime.staff, audit=runtime.audit,
-                      clock=runtime.clock, ready=lambda: readiness(runtime),
+                      clock=runtime.clock, ready=lambda: readiness(runtime), membership=membership,
                       metrics=runtime.metrics.exposition, version=package_version(),
-                      fhir=fhir, messages=runtime.messages, limits=limits)
+                      fhir=fhir, messages=runtime.messages, limits=limits, portal=portal)
 
 
 def _start_metrics_server(runtime: Runtime) -> Callable[[], None] | None:
@@ -353,6 +390,14 @@ def _start_blocking(runtime: Runtime, components: frozenset[str],
     if "worker" in components:
         jobs.append(Background("worker", _worker(runtime).run,
                                lambda _exc: loop.call_soon_threadsafe(stop.set)))
+    if "enrollment" in components:
+        consumer = EnrollmentQueueConsumer(runtime.settings.broker_url, runtime.intake,
+                                           runtime.committer.submit)
+        jobs.append(Background("enrollment", consumer.run,
+                               lambda _exc: loop.call_soon_threadsafe(stop.set)))
+    if "notifier" in components:
+        jobs.append(Background("notifier", notifier(runtime).run,
+                               lambda _exc: loop.call_soon_threadsafe(stop.set)))
     if components & RECEIVERS:
         jobs.append(Background("journal-sweep", journal_sweep(runtime).run))
     for job in jobs:
@@ -372,6 +417,15 @@ def _relay(runtime: Runtime) -> Relay:
     return build_relay(runtime.database, settings.broker_url, runtime.clock,
                        runtime.rules.events.source, policy, counts=counts,
                        observe_lag=runtime.metrics.observe_relay_lag)
+
+
+def notifier(runtime: Runtime) -> Notifier:
+    """The notifier of this process, delivering to ``PORTALBRIDGE_MAIL_URL``."""
+    sender = build_sender(runtime.settings.mail_url, runtime.rules.notifications,
+                          now=runtime.clock.now)
+    rules = runtime.rules.notifications
+    policy = NotifierPolicy(max_attempts=rules.max_attempts, retry_delay=rules.retry.delay)
+    return Notifier(runtime.database, sender, runtime.box, runtime.clock, policy)
 
 
 def _worker(runtime: Runtime) -> Hl7QueueWorker:

@@ -61,11 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"portalbridge {_version()}")
     sub = parser.add_subparsers(metavar="COMMAND")
     for name, components, text in (
-        ("serve", "listen,api,relay", "run everything in one process (embedded defaults)"),
+        ("serve", "listen,api,relay,enrollment,notifier",
+         "run everything in one process (embedded defaults)"),
         ("listen", "listen", "run the MLLP listener only"),
         ("api", "api", "run the HTTP API only"),
         ("relay", "relay", "run the outbox relay only (status events to the broker)"),
-        ("worker", "worker", "run the queue consumers only (HL7 v2 over AMQP)"),
+        ("worker", "worker,enrollment", "run the queue consumers only (HL7 v2 over AMQP and "
+         "automated-enrollment requests)"),
+        ("notifier", "notifier", "run the notifier only (deliver notifications to members)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text, epilog=settings_epilog(setting_names()))
         cmd.set_defaults(run=_serve, components=frozenset(components.split(",")))
@@ -175,11 +178,10 @@ def _fhir_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.bootstrap import RECEIVERS, build_runtime, run_components
+    from engine.bootstrap import build_runtime, run_components
     from engine.shutdown import exit_after
 
-    # Only processes that receive messages journal them (and seal their payloads).
-    runtime = build_runtime(settings, needs_key=bool(args.components & RECEIVERS))
+    runtime = build_runtime(settings)
     log.info("portalbridge %s: database %s, rules %s", ",".join(sorted(args.components)),
              runtime.database.url.render_as_string(hide_password=True), settings.config_path)
     _run(run_components(runtime, args.components,

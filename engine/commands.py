@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+from engine.membership_rules import EnrollRule
 from mpi.index import PatientChange
 from mpi.model import Demographics, DemographicsUpdate, Identifier, RecordKey
 
@@ -20,6 +21,7 @@ __all__ = [
     "MergePatientRecords",
     "MessageOrigin",
     "Outcome",
+    "PatientCommand",
     "RecordLink",
     "RecordMerge",
     "ResourceState",
@@ -46,6 +48,7 @@ class UpsertPatientRecord:
     origin: MessageOrigin
     key: RecordKey
     update: DemographicsUpdate
+    enroll: EnrollRule | None = None  # the route's automated enrollment, if it has one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +118,7 @@ class SavePatientResource:
     expected_version: int | None = None
     if_none_exist: tuple[Identifier, ...] = ()
     links: tuple[RecordLink, ...] = ()
+    enroll: EnrollRule | None = None  # automated enrollment when this creates a record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,8 +129,6 @@ class ApplyAtomically:
     commands: tuple[Command, ...]
 
 
-Command = (UpsertPatientRecord | MergePatientRecords | ChangePatientIdentifier
-           | SavePatientResource | ApplyAtomically)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,3 +154,13 @@ class Outcome:
     changes: tuple[PatientChange, ...] = ()
     resource: ResourceState | None = None
     parts: tuple[Outcome, ...] = ()
+    #: Membership commands: the member as the command left it (or found it, for a duplicate).
+    member: Any = None
+
+
+# Membership commands live in their own module (which imports ``MessageOrigin`` from here).
+from engine.member_commands import MemberCommand  # noqa: E402
+
+PatientCommand = (UpsertPatientRecord | MergePatientRecords | ChangePatientIdentifier
+                  | SavePatientResource | ApplyAtomically)
+Command = PatientCommand | MemberCommand

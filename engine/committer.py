@@ -155,9 +155,14 @@ class GroupCommitter:
 
     def apply_blocking(self, command: Command, timeout: float | None = 30.0) -> Outcome:
         """``apply`` for threads that are not running an event loop."""
+        return self.submit(command).result(timeout)
+
+    def submit(self, command: Command) -> Future[Outcome]:
+        """Queue ``command`` without waiting: its future resolves after commit (or raises).
+        A consumer submits a whole batch, so the batch can share group commits."""
         future: Future[Outcome] = Future()
         self._queue.put(Job(command, None, future))
-        return future.result(timeout)
+        return future
 
     # -- the writer thread ----------------------------------------------------------------
 
@@ -238,10 +243,10 @@ class GroupCommitter:
             # Optimistic: the inbox is not read first; a resent message shows up as a key
             # conflict at commit, and then the group goes the careful way below.
             outcomes = self._apply_group(batch, check_inbox=False)
-        except Exception as exc:  # noqa: BLE001 - classified below; no message is ever dropped
-            if len(batch) == 1 and isinstance(self._classify(exc), RejectedMessage):
-                return [(None, self._failure(batch[0], exc))]
-            # A resend, one bad command or a concurrent writer spoiled the group: one by one.
+        except Exception:  # noqa: BLE001 - retried below; no message is ever dropped
+            # A resend, one bad command or a concurrent writer spoiled the group: one by one,
+            # each checked against the inbox first. A refusal too: the command may be a resend
+            # of one applied before (which now answers as a duplicate, not as refused).
             return [self._process_one(job) for job in batch]
         return [(outcome, None) for outcome in outcomes]
 

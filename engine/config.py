@@ -94,7 +94,8 @@ class Settings:
     relay_max_attempts: int = 8  # refused publishes of one outbox row before it is dead
     relay_batch_size: int = 500  # outbox rows per claim (and per confirm window)
     heartbeat_file: Path | None = None  # touched while the process's components are alive
-    secret_key: str | None = None  # 32 bytes, base64: seals journal payloads (engine.sealing)
+    secret_key: str | None = None  # 32 bytes, base64: seals tokens, notification secrets and
+    #                                journal payloads (engine.secretbox, engine.sealing)
     secret_key_file: Path | None = None
     working_folder: Path = Path()  # where an embedded installation keeps its generated key
     metrics_port: int | None = None  # /metrics of a process that serves no HTTP API
@@ -234,6 +235,7 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not 0 <= port <= 65535:
         raise ConfigurationError(f"{name}: {port} is outside 0-65535")
     return port
+
 def _partitioning(env: Mapping[str, str]) -> dict[str, Any]:
     """``inbound_partitions`` and ``worker_partitions`` (the ones this worker applies; None:
     all of them)."""

@@ -3,9 +3,11 @@
 It starts the MLLP listener and the HTTP API on a scratch SQLite database, sends the bundled
 sample feed through a real TCP connection as an EMR would, prints every acknowledgement,
 then asks the HTTP API for the resulting patient index records with a staff token it makes
-for itself (as ``portalbridge staff add`` would), and shows the audit log of those reads.
-Last, it sets up a FHIR client as an operator would (``portalbridge fhir token``) and writes
-and reads a Patient with its token, after showing that a request without one is refused.
+for itself (as ``portalbridge staff add`` would). The feed's A04 with an e-mail enrolls its
+patient automatically (request queue, in-process); the demo reads the activation code from the
+mail file, activates the account over HTTP, and shows the audit log. Last, it sets up a FHIR
+client as an operator would (``portalbridge fhir token``) and writes and reads a Patient with
+its token, after showing that a request without one is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from engine.background import EngineThread
 from engine.bootstrap import Runtime, build_runtime
 from engine.cli_staff import cli_actor
 from engine.config import Settings
+from engine.demo_membership import show_membership
 from engine.rules import FhirClient, load_rules, new_client_token
 from engine.staff import Role
 
@@ -41,7 +44,7 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
     config = settings.config_path if settings.config_path.exists() else Path(str(samples / "routing.yaml"))
     demo_settings = replace(settings, database_url=f"sqlite:///{folder / 'portalbridge.db'}",
                             mllp_port=0, http_port=0, bind_host="127.0.0.1", config_path=config,
-                            working_folder=folder)  # a generated key goes with the scratch data
+                            working_folder=folder, mail_url=f"file://{folder / 'mail'}")
     print(f"portalbridge demo: rules {config}, database {folder / 'portalbridge.db'}")
     fhir_token, client_line = new_client_token("demo-emr", "NORTH")
     rules = load_rules(config)
@@ -50,7 +53,7 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
         update={"clients": (*rules.fhir.clients, client)})})
     runtime = build_runtime(demo_settings, rules=rules)
     token = _demo_staff(runtime)
-    server = EngineThread(runtime, frozenset({"listen", "api"}))
+    server = EngineThread(runtime, frozenset({"listen", "api", "relay", "enrollment", "notifier"}))
     server.start()
     try:
         ports = server.wait_ready()
@@ -58,6 +61,7 @@ def run_demo(settings: Settings, *, keep: bool = False) -> int:
         feed = (samples / "demo_feed.hl7").read_bytes()
         _send_feed(feed, mllp)
         _show_patients(http, token)
+        show_membership(http, token, folder / "mail")
         _show_audit(http, token)
         _fhir_with_a_token(http, fhir_token, client_line)
     finally:

@@ -9,9 +9,12 @@ class alone decides what the sender is told::
     │   ├── InvalidMessage       readable, but a required value is missing or wrong
     │   ├── UnroutableMessage    no route, unknown sender or unsupported message type
     │   ├── NotFound             the thing named does not exist
-    │   └── Conflict             the request contradicts stored state (identifier in use)
-    │       └── PreconditionFailed  a condition of the request does not hold (version
-    │                               mismatch, a conditional create matching several)
+    │   ├── Conflict             the request contradicts stored state (identifier in use)
+    │   │   ├── PreconditionFailed  a condition of the request does not hold (version
+    │   │   │                       mismatch, a conditional create matching several)
+    │   │   └── AlreadyMember    the patient is already a pending or active member
+    │   └── PolicyRefused        a membership policy refuses the request (password rules,
+    │                            e-mail policy); ``problems`` lists every broken rule
     ├── TransientFailure         try again later: HL7 AE, HTTP 503, requeue
     │   ├── StoreUnavailable     the database could not be reached or gave up
     │   └── (engine.broker.errors) BrokerUnavailable, BrokerRefused: RabbitMQ down or
@@ -25,12 +28,14 @@ class alone decides what the sender is told::
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyMember",
     "ConfigurationError",
     "Conflict",
     "EngineError",
     "InvalidMessage",
     "MalformedMessage",
     "NotFound",
+    "PolicyRefused",
     "PreconditionFailed",
     "RejectedMessage",
     "StoreUnavailable",
@@ -102,6 +107,25 @@ class Conflict(RejectedMessage):
 
 class PreconditionFailed(Conflict):
     """A condition the request set does not hold: an expected version, a unique match."""
+
+
+class AlreadyMember(Conflict):
+    """A patient who is already a pending or active member is never enrolled twice."""
+
+    def __init__(self, reason: str, member: object) -> None:
+        super().__init__(reason, "identifier")
+        self.member = member  # the existing member's ``MemberView``
+
+
+class PolicyRefused(RejectedMessage):
+    """A membership policy refuses the request; ``problems`` names every broken rule."""
+
+    hl7_error_code = "207"
+
+    def __init__(self, reason: str, location: str | None = None,
+                 problems: tuple[str, ...] = ()) -> None:
+        super().__init__(reason, location)
+        self.problems = problems or (reason,)
 
 
 class TransientFailure(EngineError):

@@ -25,6 +25,7 @@ from engine.commands import (
 )
 from engine.domain.clock import Clock, IdSource
 from engine.domain.events import MpiRecordChanged
+from engine.enrollment_requests import EnrollmentTrigger
 from engine.errors import (
     Conflict,
     EngineError,
@@ -34,6 +35,8 @@ from engine.errors import (
     RejectedMessage,
     in_occurrence,
 )
+from engine.member_commands import MemberCommand
+from engine.member_handlers import MemberHandlers
 from engine.rules import RoutingRules
 from engine.uow import OutboxMessage, UnitOfWork
 from mpi.errors import (
@@ -179,24 +182,40 @@ _MPI_ERRORS: dict[type[MpiError], Callable[[str], RejectedMessage]] = {
 class MessageBus:
     """Runs commands against a unit of work, with the services handlers need injected once."""
 
-    def __init__(self, rules: RoutingRules, clock: Clock, ids: IdSource) -> None:
+    def __init__(self, rules: RoutingRules, clock: Clock, ids: IdSource,
+                 members: MemberHandlers | None = None) -> None:
         self._rules = rules
         self._clock = clock
         self._ids = ids
+        self._members = members
         self._publish_mpi_changed = "mpi.changed" in rules.events.publish
+        self._members_only = rules.events.mpi_changed_for == "members"
+        self._enrollment = EnrollmentTrigger(rules, ids)
 
     def prefetch(self, commands: Iterable[Command], uow: UnitOfWork) -> None:
         """Load what a batch of commands will read, in as few queries as the store can."""
         commands = list(commands)
-        uow.inbox.prefetch(c.origin for c in _flatten(commands))
+        member_commands = [c for c in commands if isinstance(c, _MEMBER_COMMANDS)]
+        uow.inbox.prefetch(c.origin for c in (*_flatten(commands), *member_commands))
         keys = list(_keys_of(commands))
         uow.mpi.prefetch(keys, _identifiers_of(commands))
+        if member_commands and self._members is not None:
+            self._members.prefetch(member_commands, uow)
+        if keys and (self._members_only or _enrolls(commands)):
+            # Which of these patients are members decides their mpi.changed events.
+            uow.members.prefetch_patients(r.patient_id for k in keys if (r := uow.mpi.get_record(k)))
 
     def handle(self, command: Command, uow: UnitOfWork) -> Outcome:
         """Apply ``command`` in ``uow`` (not committed here); raise ``RejectedMessage`` on refusal."""
         if uow.inbox.seen(command.origin):
+            if isinstance(command, _MEMBER_COMMANDS) and self._members is not None:
+                return self._members.duplicate(command, uow)
             return Outcome("duplicate", detail="already committed; not applied again")
-        if isinstance(command, ApplyAtomically):
+        if isinstance(command, _MEMBER_COMMANDS):
+            if self._members is None:
+                raise InvalidMessage("membership is not configured in this process")
+            outcome = self._members.handle(command, uow)
+        elif isinstance(command, ApplyAtomically):
             # Parts share the unit of work: if one raises, the caller rolls all of them back.
             parts = tuple(self._handle_part(part, uow) for part in command.commands)
             outcome = Outcome("applied", events=sum(p.events for p in parts), parts=parts)
@@ -220,7 +239,12 @@ class MessageBus:
         except MpiError as exc:
             raise _MPI_ERRORS[type(exc)](exc.reason) from exc
         changes = applied.changes
+        _follow_merges(changes, uow)
         events = self._record_events(changes, command.origin, uow)
+        if isinstance(command, UpsertPatientRecord | SavePatientResource) and command.enroll:
+            created = applied.resource is None or applied.resource.created
+            if created:
+                self._enrollment.request(command, command.enroll, uow)
         return Outcome("applied", tuple(c.patient_id for c in changes), events,
                        changes=tuple(changes), resource=applied.resource)
 
@@ -228,6 +252,8 @@ class MessageBus:
                        uow: UnitOfWork) -> int:
         if not self._publish_mpi_changed:
             return 0
+        if self._members_only:  # the specification's "a change to a member's MPI record"
+            changes = [c for c in changes if uow.members.by_patient(c.patient_id) is not None]
         for change in changes:
             event = self._mpi_changed(change, origin)
             uow.outbox.add(OutboxMessage(
@@ -248,11 +274,29 @@ class MessageBus:
                     "facility": origin.facility})
 
 
+_MEMBER_COMMANDS = MemberCommand.__args__
+
+
+def _enrolls(commands: list[Command]) -> bool:
+    return any(getattr(c, "enroll", None) is not None for c in commands)
+
+
+def _follow_merges(changes: list[PatientChange], uow: UnitOfWork) -> None:
+    """A member whose patient was merged away follows the survivor, unless the survivor is a
+    member too (then both stay, and the Workbench sees two members of one person)."""
+    for change in changes:
+        for retired in change.merged_from:
+            member = uow.members.by_patient(retired)
+            if member is not None and uow.members.by_patient(change.patient_id) is None:
+                member.patient_id = change.patient_id
+                uow.members.changed(member)
+
+
 def _flatten(commands: Iterable[Command]) -> Iterator[Command]:
     for command in commands:
         if isinstance(command, ApplyAtomically):
             yield from _flatten(command.commands)
-        else:
+        elif not isinstance(command, _MEMBER_COMMANDS):
             yield command
 
 

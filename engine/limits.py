@@ -39,22 +39,38 @@ __all__ = [
     "AUDIT_ACTOR_CHARS",
     "AUDIT_OUTCOME_CHARS",
     "AUDIT_REASON_CHARS",
+    "CARRIER_CHARS",
     "CHANNEL_CHARS",
+    "COMMUNICATION_CHARS",
     "CONTROL_ID_CHARS",
     "CORRELATION_ID_CHARS",
+    "EMAIL_CHARS",
+    "ENROLLED_BY_CHARS",
+    "ENROLLMENT_MODE_CHARS",
+    "ENROLLMENT_STATUS_CHARS",
     "EVENT_ID_CHARS",
     "JOURNAL_CODE_CHARS",
     "JOURNAL_LOCATION_CHARS",
     "JOURNAL_SHORT_CHARS",
     "JOURNAL_TYPE_CHARS",
+    "LOCALE_CHARS",
+    "MEMBERSHIP_STATUS_CHARS",
+    "MEMBER_ID_CHARS",
     "MESSAGE_TYPE_CHARS",
+    "MOBILE_CHARS",
+    "NOTIFICATION_CHANNEL_CHARS",
+    "NOTIFICATION_ID_CHARS",
+    "NOTIFICATION_KIND_CHARS",
+    "NOTIFICATION_STATUS_CHARS",
     "OUTBOX_STATUS_CHARS",
     "OUTCOME_CHARS",
     "ROUTING_KEY_CHARS",
+    "SECRET_HASH_CHARS",
     "SENDER_CHARS",
     "STAFF_NAME_CHARS",
     "SUBJECT_CHARS",
     "TOKEN_DIGEST_CHARS",
+    "USERNAME_CHARS",
     "check_command",
 ]
 
@@ -88,6 +104,24 @@ JOURNAL_SHORT_CHARS = 8  # channel, outcome (AA, AE, AR, an HTTP status), payloa
 JOURNAL_TYPE_CHARS = 64  # "ADT^A08", "POST Bundle", MSH-9 as written when unreadable
 JOURNAL_CODE_CHARS = 32  # HL7 table 0357 code, or the FHIR issue code
 JOURNAL_LOCATION_CHARS = 64  # "PID-7", "Patient.birthDate"
+#: Members and their notifications, checked where their values come in (the request models
+#: of ``engine.enrollment_requests`` and the HTTP bodies) and made (ids, statuses, hashes).
+MEMBER_ID_CHARS = 32
+ENROLLMENT_STATUS_CHARS = 3  # No / Yes
+MEMBERSHIP_STATUS_CHARS = 16  # pending, active, inactive, inactive/minor
+EMAIL_CHARS = 254
+MOBILE_CHARS = 32
+CARRIER_CHARS = 64
+COMMUNICATION_CHARS = 16
+LOCALE_CHARS = 16
+ENROLLMENT_MODE_CHARS = 16
+ENROLLED_BY_CHARS = 128
+SECRET_HASH_CHARS = 512  # an encoded password or passphrase hash (algorithm, parameters, salt)
+USERNAME_CHARS = 150
+NOTIFICATION_ID_CHARS = 36
+NOTIFICATION_KIND_CHARS = 32
+NOTIFICATION_CHANNEL_CHARS = 8
+NOTIFICATION_STATUS_CHARS = 8
 
 Problem = tuple[str, str]  # (location, reason)
 

@@ -1,22 +1,23 @@
 """The notification port: what the engine hands to whatever delivers e-mail and text messages.
 
-Membership writes a notification row in the same transaction as the change it reports; the
-notifier reads the row back as a ``Notification`` (secrets decrypted) and gives it to a
-``NotificationSender``. The sender either delivers it or raises ``DeliveryFailed`` saying
-whether trying again could help.
+Membership writes a notification row in the same transaction as the change it reports
+(``UnitOfWork.notifications``, a ``NotificationOutbox``; the context values named in
+``secrets`` are sealed with the secret box there); the notifier reads the row back as a
+``Notification`` (secrets opened) and gives it to a ``NotificationSender``. The sender either
+delivers it or raises ``DeliveryFailed`` saying whether trying again could help.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from engine.errors import EngineError
 
-__all__ = ["Channel", "DeliveryFailed", "Notification", "NotificationSender"]
+__all__ = ["Channel", "DeliveryFailed", "Notification", "NotificationOutbox", "NotificationSender"]
 
 Channel = Literal["email", "sms"]
 
@@ -39,6 +40,8 @@ class Notification:
     member_id: str
     context: Mapping[str, str]
     created_at: datetime
+    #: Context keys whose values are secret (a token, a passphrase): sealed at rest.
+    secrets: frozenset[str] = field(default_factory=frozenset)
 
 
 class DeliveryFailed(EngineError):
@@ -84,3 +87,11 @@ class NotificationSender(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections the sender keeps open between messages."""
+
+
+class NotificationOutbox(ABC):
+    """Collects notifications to store with the unit of work's commit."""
+
+    @abstractmethod
+    def add(self, notification: Notification) -> None:
+        """Queue ``notification``; it is stored with the commit."""

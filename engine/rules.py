@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engine.domain.durations import parse_duration
 from engine.errors import ConfigurationError
 from engine.limits import SENDER_CHARS
+from engine.membership_rules import EnrollRule, MembershipRules
 from engine.notification_rules import NotificationRules
 from mpi.limits import AUTHORITY_CHARS, FACILITY_CHARS
 
@@ -146,11 +147,14 @@ class Route(_Strict):
     #: A segment name found as a whole field (``|||PV1|1|O``: a lost segment separator):
     #: ``refuse`` answers AR at that field; ``split`` cuts the segments apart and warns.
     glued_segments: Literal["refuse", "split"] = "refuse"
+    enroll: EnrollRule | None = None  # automated enrollment of the patients it stores
 
     @model_validator(mode="after")
     def _reject_needs_reason(self) -> Route:
         if self.action is Action.REJECT and not self.reason:
             raise ValueError("a 'reject' route needs a 'reason' the sender will read")
+        if self.enroll is not None and self.action is not Action.UPSERT_PATIENT:
+            raise ValueError("'enroll' is only for 'upsert_patient' routes")
         return self
 
 
@@ -202,6 +206,7 @@ class FhirRules(_Strict):
         return () if value is None else value  # `clients:` with every line commented out
     default_version: Literal["R4", "R4B", "R5"] = "R4"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    enroll: EnrollRule | None = None  # automated enrollment of patients created over FHIR
 
 
 class EventRules(_Strict):
@@ -209,6 +214,9 @@ class EventRules(_Strict):
 
     publish: tuple[EventType, ...] = EVENT_TYPES
     source: str = "urn:portalbridge"  # the CloudEvents ``source`` attribute
+    #: ``mpi.changed`` for members only (the specification's "member's MPI record"), or for
+    #: every patient in the index.
+    mpi_changed_for: Literal["members", "all_patients"] = "members"
 
 
 class Hl7Rules(_Strict):
@@ -261,6 +269,7 @@ class RoutingRules(_Strict):
     hl7: Hl7Rules = Hl7Rules()
     fhir: FhirRules = FhirRules()
     journal: JournalRules = JournalRules()
+    membership: MembershipRules = MembershipRules()
     notifications: NotificationRules = NotificationRules()
 
     @model_validator(mode="after")
@@ -277,6 +286,9 @@ class RoutingRules(_Strict):
             problems += [f"routes[{i}].match.facility: unknown facility '{code}'"
                          for code in route.match.facility if code != "*" and code not in known]
             problems += _merge_route_problems(i, route)
+        if self.fhir.enroll is not None:
+            problems += [f"fhir.enroll.facilities: unknown facility '{code}'"
+                         for code in self.fhir.enroll.facilities if code != "*" and code not in known]
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -1,5 +1,5 @@
-"""The unit of work and the stores it carries beside the index: inbox, outbox, audit trail
-and message journal.
+"""The unit of work and the stores it carries beside the index: inbox, outbox, audit trail,
+members and the notifications written with their changes, and the message journal.
 
 A unit of work is one transaction. It rolls back unless ``commit`` is called, and the outbox
 rows, audit entries and journal entries are written in that same commit, so an event, an
@@ -18,6 +18,8 @@ from typing import Any
 from engine.audit import AuditTrail
 from engine.commands import MessageOrigin, Outcome
 from engine.journal import JournalTrail
+from engine.notifications import NotificationOutbox
+from membership.repository import MemberRepository
 from mpi.repository import MpiRepository
 
 __all__ = ["Inbox", "Outbox", "OutboxMessage", "UnitOfWork"]
@@ -68,11 +70,14 @@ class Outbox(ABC):
 
 
 class UnitOfWork(ABC):
-    """One transaction over the index, the inbox, the outbox, the audit trail and the journal."""
+    """One transaction over the index, the members, the inbox, both outboxes, the audit trail
+    and the message journal."""
 
     mpi: MpiRepository
+    members: MemberRepository
     inbox: Inbox
     outbox: Outbox
+    notifications: NotificationOutbox
     audit: AuditTrail
     journal: JournalTrail
 

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, Update, bindparam, insert, update
+from sqlalchemy import Connection, Insert, Table, TypeDecorator, Update, bindparam, insert, update
+
+from mpi.tables import UtcDateTime
 
 __all__ = ["insert_rows", "update_rows"]
 
@@ -21,9 +23,34 @@ Row = dict[str, Any]
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
-    """Insert ``rows`` (dicts with the same keys) into ``table``."""
-    if rows:
+    """Insert ``rows`` (dicts with the same keys) into ``table``.
+
+    On PostgreSQL the rows go to psycopg's ``executemany`` as tuples, with the statement text
+    made once per table and column list: SQLAlchemy's per-row parameter processing and
+    psycopg's reordering of named parameters cost a quarter of a bulk enrollment's commit.
+    Values must then already be what the driver takes (aware datetimes, as everywhere here).
+    """
+    if not rows:
+        return
+    keys = tuple(rows[0])
+    text = _driver_insert(table, keys) if conn.dialect.name == "postgresql" else None
+    if text is None:
         conn.execute(_insert(table), list(rows))
+        return
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(text, [tuple(row[k] for k in keys) for row in rows])
+
+
+@cache
+def _driver_insert(table: Table, keys: tuple[str, ...]) -> str | None:
+    """The statement in psycopg's placeholders, or None when a column needs SQLAlchemy's bind
+    processing (our only type decorator, UtcDateTime, just checks for aware datetimes)."""
+    if any(isinstance(table.c[k].type, TypeDecorator) and not isinstance(table.c[k].type, UtcDateTime)
+           for k in keys):
+        return None
+    columns = ", ".join(f'"{k}"' for k in keys)
+    placeholders = ", ".join(["%s"] * len(keys))
+    return f'INSERT INTO "{table.name}" ({columns}) VALUES ({placeholders})'  # noqa: S608 - our metadata
 
 
 def update_rows(conn: Connection, table: Table, key: str, rows: Sequence[Row]) -> None:

@@ -59,6 +59,9 @@ class MpiRepository(ABC):
     def prefetch(self, keys: Iterable[RecordKey], identifiers: Iterable[Identifier]) -> None:  # noqa: B027
         """Hint: the coming operations concern these keys and identifiers. Optional."""
 
+    def prefetch_patients(self, patient_ids: Iterable[str]) -> None:  # noqa: B027
+        """Hint: these patients will be asked for (``get_patient``). Optional."""
+
 
 class InMemoryMpiRepository(MpiRepository):
     """A complete repository held in dictionaries."""

@@ -131,6 +131,10 @@ class SqlMpiRepository(MpiRepository):
                 self._patients[patient_id] = patient_from_row(row, prefix="p_")
         self._complete_patients.update(loaded_patients)
 
+    def prefetch_patients(self, patient_ids: Iterable[str]) -> None:
+        """Load the patients not in the map yet, in one query."""
+        self._load_patients([p for p in set(patient_ids) if p not in self._patients])
+
     # -- writes ---------------------------------------------------------------------------
 
     def add_record(self, record: SourceRecord) -> None:

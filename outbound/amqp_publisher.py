@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import amqp
-from amqp.method_framing import frame_writer
 from kombu.connection import Connection
 
 from engine.broker import (
@@ -35,6 +34,7 @@ from engine.broker import (
     declare_topology,
     open_connection,
 )
+from engine.broker.cork import Cork, corked_frame_writer
 from engine.errors import TransientFailure
 from outbound.ports import Delivery, OutgoingMessage, PublishReport, StatusPublisher
 
@@ -43,26 +43,6 @@ __all__ = ["AmqpStatusPublisher"]
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 64  # messages per socket write
-
-
-class _Cork:
-    """Stands in for py-amqp's transport under its frame writer: collects frames when corked."""
-
-    def __init__(self, transport: Any) -> None:
-        self._transport = transport
-        self._buffer = bytearray()
-        self.corked = False
-
-    def write(self, data: bytes | memoryview) -> None:
-        if self.corked:
-            self._buffer += data  # copies: py-amqp reuses its frame buffer
-        else:
-            self._transport.write(data)
-
-    def flush(self) -> None:
-        if self._buffer:
-            self._transport.write(self._buffer)
-            self._buffer = bytearray()
 
 
 class _Confirms:
@@ -121,7 +101,7 @@ class AmqpStatusPublisher(StatusPublisher):
         self._channel: Any = None
         self._next_tag = 1
         self._confirms = _Confirms(0)
-        self._cork: _Cork | None = None
+        self._cork: Cork | None = None
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> PublishReport:
         channel = self._open()
@@ -148,7 +128,7 @@ class AmqpStatusPublisher(StatusPublisher):
             for index, message in enumerate(messages):
                 confirms.published(self._next_tag, index, message.message_id)
                 self._next_tag += 1
-                channel.basic_publish(_amqp_message(message), exchange=STATUS_EXCHANGE,
+                channel.basic_publish(_amqp_message(message), exchange=message.exchange,
                                       routing_key=message.routing_key, mandatory=True)
                 if index % FLUSH_EVERY == FLUSH_EVERY - 1:
                     cork.flush()
@@ -195,8 +175,8 @@ class AmqpStatusPublisher(StatusPublisher):
 
     def _frame_writer(self, connection: Any, transport: Any) -> Any:
         """py-amqp's own frame writer, writing into a cork we flush (module docstring)."""
-        self._cork = _Cork(transport)
-        return frame_writer(connection, self._cork)
+        writer, self._cork = corked_frame_writer(connection, transport)
+        return writer
 
     def _on_ack(self, tag: int, multiple: bool) -> None:
         self._confirms.answered(tag, multiple, ack=True)

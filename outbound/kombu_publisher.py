@@ -16,7 +16,7 @@ from typing import Any
 from kombu.connection import Connection
 from kombu.messaging import Producer
 
-from engine.broker import STATUS_EXCHANGE, BrokerUnavailable, broker_errors, declare_topology
+from engine.broker import BrokerUnavailable, broker_errors, declare_topology
 from engine.broker import open_connection as open_broker
 from engine.errors import TransientFailure
 from outbound.ports import Delivery, OutgoingMessage, PublishReport, StatusPublisher
@@ -38,9 +38,9 @@ class KombuStatusPublisher(StatusPublisher):
         try:
             with broker_errors():
                 for message in messages:
-                    routed = self._routable(producer.channel, message.routing_key)
+                    routed = self._routable(producer.channel, message.exchange, message.routing_key)
                     producer.publish(
-                        message.body, exchange=STATUS_EXCHANGE, routing_key=message.routing_key,
+                        message.body, exchange=message.exchange, routing_key=message.routing_key,
                         content_type=message.content_type, content_encoding="utf-8",
                         headers=message.headers, message_id=message.message_id,
                         correlation_id=message.correlation_id or None, delivery_mode=2,
@@ -53,12 +53,14 @@ class KombuStatusPublisher(StatusPublisher):
         return PublishReport(results=results)
 
     @staticmethod
-    def _routable(channel: Any, routing_key: str) -> bool:
+    def _routable(channel: Any, exchange: str, routing_key: str) -> bool:
         """Whether a queue is bound for ``routing_key`` (virtual transports route in-process)."""
         if not hasattr(channel, "get_table"):
             return True
-        table = channel.get_table(STATUS_EXCHANGE)
-        queues = channel.typeof(STATUS_EXCHANGE).lookup(table, STATUS_EXCHANGE, routing_key, None)
+        if not exchange:  # the default exchange: the routing key names the queue
+            return bool(channel._has_queue(routing_key))
+        table = channel.get_table(exchange)
+        queues = channel.typeof(exchange).lookup(table, exchange, routing_key, None)
         return bool(queues)
 
     def open(self) -> None:

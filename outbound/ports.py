@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from engine.broker import STATUS_EXCHANGE
 from engine.errors import TransientFailure
 
 __all__ = [
@@ -57,6 +58,8 @@ class OutgoingMessage:
     headers: dict[str, Any]
     content_type: str
     timestamp: datetime
+    #: The status exchange for events; "" (the default exchange) for commands sent to a queue.
+    exchange: str = STATUS_EXCHANGE
 
 
 class Delivery(StrEnum):

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from engine.broker import SEQUENCE_HEADER
+from engine.broker import ENROLLMENT_QUEUE, SEQUENCE_HEADER
+from engine.enrollment_requests import ENROLLMENT_REQUEST_KEY
 from outbound.ports import OutboxRow, OutgoingMessage
 
 __all__ = ["CONTENT_TYPE", "UnreadableRow", "body_text", "event_type", "to_cloudevent", "to_message"]
@@ -62,7 +63,13 @@ def to_cloudevent(row: OutboxRow, source: str) -> dict[str, Any]:
 
 
 def to_message(row: OutboxRow, source: str) -> OutgoingMessage:
-    """The AMQP message for ``row``; raises :class:`UnreadableRow` for a corrupt row."""
+    """The AMQP message for ``row``; raises :class:`UnreadableRow` for a corrupt row.
+
+    An automated-enrollment request is not an event: its stored JSON goes as it is to the
+    request queue (through the default exchange), as an external system would publish it.
+    """
+    if row.routing_key == ENROLLMENT_REQUEST_KEY:
+        return _request_message(row)
     return OutgoingMessage(
         routing_key=row.routing_key,
         body=body_text(row, source).encode("utf-8"),
@@ -72,3 +79,12 @@ def to_message(row: OutboxRow, source: str) -> OutgoingMessage:
         content_type=CONTENT_TYPE,
         timestamp=row.occurred_at,
     )
+
+
+def _request_message(row: OutboxRow) -> OutgoingMessage:
+    data = row.data.strip()
+    if not (data.startswith("{") and data.endswith("}")):
+        raise UnreadableRow(f"outbox row {row.id}: data is not a JSON object")
+    return OutgoingMessage(routing_key=ENROLLMENT_QUEUE, body=data.encode("utf-8"),
+                           message_id=row.event_id, correlation_id=row.correlation_id, headers={},
+                           content_type="application/json", timestamp=row.occurred_at, exchange="")

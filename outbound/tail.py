@@ -19,6 +19,7 @@ from kombu.messaging import Consumer
 from sqlalchemy import Engine, func, select
 
 from engine.broker import STATUS_EXCHANGE, broker_errors, is_amqp_url, open_connection
+from engine.enrollment_requests import ENROLLMENT_REQUEST_KEY
 from engine.store.tables import outbox
 from outbound.outbox_store import COLUMNS, row_from
 from outbound.status_events import body_text
@@ -44,6 +45,10 @@ class _Counter:
                 self._stop.set()
 
 
+#: Status events only: enrollment requests share the outbox but are commands for a queue.
+_EVENTS = outbox.c.routing_key != ENROLLMENT_REQUEST_KEY
+
+
 def follow_outbox(engine: Engine, source: str, write: Write, stop: threading.Event, *,
                   last: int = 10, count: int | None = None, poll: float = 0.5) -> None:
     """Print the ``last`` published events, then every newly published one until ``stop``.
@@ -54,7 +59,7 @@ def follow_outbox(engine: Engine, source: str, write: Write, stop: threading.Eve
     emit = _Counter(write, count, stop)
     with engine.connect() as conn:
         high = conn.execute(select(func.max(outbox.c.id))).scalar() or 0
-        recent = conn.execute(select(*COLUMNS).where(outbox.c.status.in_(PUBLISHED))
+        recent = conn.execute(select(*COLUMNS).where(outbox.c.status.in_(PUBLISHED), _EVENTS)
                               .order_by(outbox.c.id.desc()).limit(last)).all() if last else []
         waiting = set(conn.execute(select(outbox.c.id).where(
             outbox.c.status == "pending", outbox.c.id <= high)).scalars())
@@ -67,7 +72,7 @@ def follow_outbox(engine: Engine, source: str, write: Write, stop: threading.Eve
 
 def _poll(engine: Engine, source: str, emit: Write, high: int, waiting: set[int]) -> int:
     with engine.connect() as conn:
-        rows = list(conn.execute(select(*COLUMNS).where(outbox.c.id > high)
+        rows = list(conn.execute(select(*COLUMNS).where(outbox.c.id > high, _EVENTS)
                                  .order_by(outbox.c.id).limit(_PAGE)))
         if waiting:
             again = sorted(waiting)[:_PAGE]

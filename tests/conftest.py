@@ -43,6 +43,7 @@ facilities:
   - {code: LAB, name: Reference Lab, tier: 3, assigning_authority: LAB}
   - {code: SENDFAC, name: hl7apy sample facility, tier: 5, aliases: ["SEND FAC"]}
 senders: []
+events: {mpi_changed_for: all_patients}   # these tests predate membership: every patient
 routes:
   - {name: updates, match: {message_type: ADT, trigger: [A01, A04, A05, A08, A28, A31]},
      action: upsert_patient}

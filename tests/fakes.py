@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import itertools
 from collections.abc import Iterable
 from dataclasses import replace
@@ -13,14 +14,13 @@ from engine.commands import MessageOrigin, Outcome
 from engine.domain.clock import Clock, IdSource
 from engine.errors import Conflict
 from engine.journal import JournalEntry, JournalTrail
-from engine.notifications import DeliveryFailed
+from engine.notifications import DeliveryFailed, Notification, NotificationOutbox
 from engine.staff import StaffDirectory, StaffEntry
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
+from membership.repository import InMemoryMemberRepository
+from membership.tokens import RandomSource, SecretBox
 from mpi.repository import InMemoryMpiRepository
 from outbound.notify import MailTransport, OutgoingMail, SmsGateway, TextMessage
-
-#: A fixed secret key for tests (32 bytes, base64): never a real installation's.
-TEST_SECRET_KEY = "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE="
 
 
 class FixedClock(Clock):
@@ -85,6 +85,15 @@ class InMemoryOutbox(Outbox):
             self._last[message.subject] = self._last.get(message.subject, 0) + 1
             self.sequences[message.event_id] = self._last[message.subject]
         self.committed.extend(self.pending)
+
+
+class InMemoryNotifications(NotificationOutbox):
+    def __init__(self) -> None:
+        self.committed: list[Notification] = []
+        self.pending: list[Notification] = []
+
+    def add(self, notification: Notification) -> None:
+        self.pending.append(notification)
 
 
 class InMemoryAuditTrail(AuditTrail):
@@ -175,11 +184,15 @@ class InMemoryUnitOfWork(UnitOfWork):
 
     def __init__(self, mpi: InMemoryMpiRepository | None = None,
                  inbox: InMemoryInbox | None = None, outbox: InMemoryOutbox | None = None,
+                 members: InMemoryMemberRepository | None = None,
+                 notifications: InMemoryNotifications | None = None,
                  audit: InMemoryAuditTrail | None = None,
                  journal: InMemoryJournalTrail | None = None) -> None:
         self.mpi = mpi or InMemoryMpiRepository()
         self.inbox = inbox or InMemoryInbox()
         self.outbox = outbox or InMemoryOutbox()
+        self.members = members or InMemoryMemberRepository()
+        self.notifications = notifications or InMemoryNotifications()
         self.audit = audit or InMemoryAuditTrail()
         self.journal = journal or InMemoryJournalTrail()
         self.commits = 0
@@ -190,6 +203,8 @@ class InMemoryUnitOfWork(UnitOfWork):
         assert isinstance(self.journal, InMemoryJournalTrail)
         self.inbox.committed.update(self.inbox.pending)
         self.outbox.commit()
+        assert isinstance(self.notifications, InMemoryNotifications)
+        self.notifications.committed.extend(self.notifications.pending)
         self.audit.committed.extend(self.audit.pending)
         self.journal.committed.extend(self.journal.pending)
         self.journal.commits.append(list(self.journal.pending))
@@ -202,8 +217,38 @@ class InMemoryUnitOfWork(UnitOfWork):
         assert isinstance(self.journal, InMemoryJournalTrail)
         self.inbox.pending.clear()
         self.outbox.pending.clear()
+        assert isinstance(self.notifications, InMemoryNotifications)
+        self.notifications.pending.clear()
         self.audit.pending.clear()
         self.journal.pending.clear()
+
+
+class CountingRandom(RandomSource):
+    """Predictable "randomness": bytes from a counter, so tokens differ but repeat per run."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._counter = itertools.count(seed)
+
+    def bytes(self, count: int) -> bytes:
+        return hashlib.sha256(str(next(self._counter)).encode()).digest()[:count].ljust(count, b"\0")
+
+
+class ReversibleBox(SecretBox):
+    """A secret box whose "ciphertext" is readable in tests, yet detects tampering."""
+
+    def seal(self, plaintext: str) -> str:
+        return "sealed:" + plaintext[::-1] + ":" + hashlib.sha256(plaintext.encode()).hexdigest()[:8]
+
+    def open(self, sealed: str) -> str:
+        prefix, body, check = sealed.split(":")
+        plaintext = body[::-1]
+        if prefix != "sealed" or hashlib.sha256(plaintext.encode()).hexdigest()[:8] != check:
+            raise ValueError("tampered")
+        return plaintext
+
+
+#: A fixed secret key for runtimes built in tests (32 bytes, base64).
+TEST_SECRET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXQ="
 
 
 class MemoryMailTransport(MailTransport):

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-__all__ = ["DomainEvent", "MpiRecordChanged"]
+__all__ = ["MEMBER_EVENTS", "DomainEvent", "MemberActivatedEvent", "MemberDeactivatedEvent",
+           "MemberEnrolledEvent", "MemberReactivatedEvent", "MemberStatusChanged", "MpiRecordChanged"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,3 +50,75 @@ class MpiRecordChanged(DomainEvent):
             "source": dict(self.source),
             "occurred_at": self.occurred_at.isoformat(),
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberStatusChanged(DomainEvent):
+    """A member's membership status changed; subclasses name the change (the routing key).
+
+    ``OLD``/``NEW`` list the statuses each kind of change can come from and go to; the JSON
+    Schemas in ``engine/schemas`` are generated from them (``engine.event_schemas``).
+    """
+
+    OLD: ClassVar[tuple[str | None, ...]] = ()
+    NEW: ClassVar[tuple[str, ...]] = ()
+    DESCRIPTION: ClassVar[str] = ""
+    patient_id: str
+    identifiers: tuple[dict[str, str], ...]
+    old_status: str | None
+    new_status: str
+    enrollment_status: str
+    reason: str | None
+    actor_type: str  # system, interface, staff, member
+    actor_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "member_id": self.subject, "patient_id": self.patient_id,
+            "identifiers": list(self.identifiers), "old_status": self.old_status,
+            "new_status": self.new_status, "enrollment_status": self.enrollment_status,
+            "reason": self.reason or None, "actor": {"type": self.actor_type, "id": self.actor_id},
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberEnrolledEvent(MemberStatusChanged):
+    routing_key: ClassVar[str] = "member.enrolled"
+    OLD: ClassVar[tuple[str | None, ...]] = (None,)
+    NEW: ClassVar[tuple[str, ...]] = ("pending",)
+    DESCRIPTION: ClassVar[str] = ("A prospective member was enrolled (automated or point-of-care): an "
+                                  "activation token was issued and the account waits for activation.")
+    enrollment_method: str
+
+    def data(self) -> dict[str, Any]:
+        return {**MemberStatusChanged.data(self), "enrollment_method": self.enrollment_method}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberActivatedEvent(MemberStatusChanged):
+    routing_key: ClassVar[str] = "member.activated"
+    OLD: ClassVar[tuple[str | None, ...]] = ("pending",)
+    NEW: ClassVar[tuple[str, ...]] = ("active", "inactive/minor")
+    DESCRIPTION: ClassVar[str] = ("A pending member chose a username and password: the account is "
+                                  "active (inactive/minor below the minimum age).")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberDeactivatedEvent(MemberStatusChanged):
+    routing_key: ClassVar[str] = "member.deactivated"
+    OLD: ClassVar[tuple[str | None, ...]] = ("active", "inactive/minor")
+    NEW: ClassVar[tuple[str, ...]] = ("inactive",)
+    DESCRIPTION: ClassVar[str] = "A member's account was deactivated, with a reason."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberReactivatedEvent(MemberStatusChanged):
+    routing_key: ClassVar[str] = "member.reactivated"
+    OLD: ClassVar[tuple[str | None, ...]] = ("inactive",)
+    NEW: ClassVar[tuple[str, ...]] = ("active",)
+    DESCRIPTION: ClassVar[str] = "An inactive member's account was reactivated, with a reason."
+
+
+MEMBER_EVENTS: tuple[type[MemberStatusChanged], ...] = (
+    MemberEnrolledEvent, MemberActivatedEvent, MemberDeactivatedEvent, MemberReactivatedEvent)

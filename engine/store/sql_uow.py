@@ -17,9 +17,11 @@ from engine.domain.clock import Clock, SystemClock
 from engine.errors import StoreUnavailable
 from engine.store.audit import SqlAuditTrail
 from engine.store.journal import PayloadPolicy, SqlJournalTrail
+from engine.store.members_sql import SqlMemberRepository, SqlNotificationOutbox
 from engine.store.sequences import insert_numbered
 from engine.store.tables import inbound_messages
 from engine.uow import Inbox, Outbox, OutboxMessage, UnitOfWork
+from membership.tokens import SecretBox
 from mpi.bulk import insert_rows
 from mpi.sql import SqlMpiRepository
 
@@ -142,11 +144,13 @@ class SqlUnitOfWork(UnitOfWork):
 
     Given an ``Engine`` it uses a pooled connection for itself; given a ``WriterConnection``
     it borrows the writer's long-lived one. ``clock`` times audit entries that carry no time;
-    ``journal`` stores the payloads of journal entries (a unit of work without one takes none).
+    ``box`` seals the secrets of notifications; ``journal`` stores the payloads of journal
+    entries (a unit of work without one takes none).
     """
 
     def __init__(self, source: Engine | WriterConnection, *, check_inbox: bool = True,
-                 clock: Clock | None = None, journal: PayloadPolicy | None = None) -> None:
+                 box: SecretBox | None = None, clock: Clock | None = None,
+                 journal: PayloadPolicy | None = None) -> None:
         self._writer = source if isinstance(source, WriterConnection) else None
         self._conn: Connection | None = None
         try:
@@ -158,10 +162,13 @@ class SqlUnitOfWork(UnitOfWork):
         self._repo = SqlMpiRepository(self._conn)
         self._inbox = SqlInbox(self._conn, check=check_inbox)
         self._outbox = SqlOutbox(self._conn)
-        self._audit = SqlAuditTrail(self._conn, clock or SystemClock())
+        self._members = SqlMemberRepository(self._conn)
+        self._notifications = SqlNotificationOutbox(self._conn, box)
+        self._clock = clock or SystemClock()
+        self._audit = SqlAuditTrail(self._conn, self._clock)
         self._journal = SqlJournalTrail(self._conn, journal)
         self.mpi, self.inbox, self.outbox, self.audit = self._repo, self._inbox, self._outbox, self._audit
-        self.journal = self._journal
+        self.members, self.notifications, self.journal = self._members, self._notifications, self._journal
         self._open = True
 
     @property
@@ -175,8 +182,10 @@ class SqlUnitOfWork(UnitOfWork):
             # Every write and the COMMIT travel together: one round trip, then the fsync.
             with _pipelined(conn):
                 self._repo.flush()
+                self._members.flush(self._clock.now())
                 self._inbox.flush()
                 self._outbox.flush()
+                self._notifications.flush()
                 self._audit.flush()
                 self._journal.flush()
                 conn.commit()

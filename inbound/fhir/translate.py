@@ -23,6 +23,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from engine.commands import MessageOrigin, RecordLink, SavePatientResource
+from engine.membership_rules import EnrollRule
 from engine.rules import Facility, FhirClient, RoutingRules
 from inbound.fhir import datatypes as dt
 from inbound.fhir.checks import check_identifier
@@ -67,8 +68,17 @@ def patient_command(data: dict[str, Any], request: WriteRequest) -> tuple[SavePa
     links = _links(data, request.path, request.resolve or _local_reference)
     command = SavePatientResource(origin=origin, record_id=request.record_id, key=key,
                                   demographics=demo, expected_version=request.expected_version,
-                                  if_none_exist=request.if_none_exist, links=links)
+                                  if_none_exist=request.if_none_exist, links=links,
+                                  enroll=_enroll_rule(request, facility))
     return command, why
+
+
+def _enroll_rule(request: WriteRequest, facility: Facility) -> EnrollRule | None:
+    """``fhir.enroll`` for creates from the facilities it names (``*``: any)."""
+    rule = request.rules.fhir.enroll
+    if rule is None or request.interaction != "create":
+        return None
+    return rule if "*" in rule.facilities or facility.code in rule.facilities else None
 
 
 def demographics(data: dict[str, Any], facility: Facility, rules: RoutingRules,

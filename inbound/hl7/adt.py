@@ -25,7 +25,7 @@ acknowledged while applying nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.commands import (
     ChangePatientIdentifier,
@@ -92,7 +92,7 @@ def translate(message: Er7Message, header: Header,
     source = Source.of(decision)
     check_repetitions(message)
     if action is Action.UPSERT_PATIENT:
-        return _upsert(message, origin, source), ""
+        return replace(_upsert(message, origin, source), enroll=decision.route.enroll), ""
     if action is Action.MERGE_PATIENTS:
         return _merge(message, header, origin, source)
     if action is Action.CHANGE_IDENTIFIER:

@@ -16,11 +16,16 @@ from engine.journal import JournalStore
 from engine.metrics import CONTENT_TYPE
 from engine.staff import StaffDirectory
 from engine.store.errors import classify_store_error
+from inbound.http.accounts import accounts_router
 from inbound.http.auth import StaffAuth
 from inbound.http.fhir import FhirDependencies, fhir_router
 from inbound.http.limits import BoundedRequests, RequestLimits
 from inbound.http.mpi import mpi_router
+from inbound.http.portal import PortalDependencies, portal_router
 from inbound.http.workbench import audit_router, messages_router
+from inbound.http.workbench.enrollments import enrollment_router
+from inbound.http.workbench.members import members_router
+from inbound.http.workbench.membership_deps import MembershipHttp
 from mpi.search import MpiSearch
 
 __all__ = ["create_app"]
@@ -32,12 +37,15 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
                ready: Callable[[], Mapping[str, bool | str]], metrics: Callable[[], bytes],
                version: str, fhir: FhirDependencies | None = None,
                messages: JournalStore | None = None,
-               limits: RequestLimits | None = None) -> FastAPI:
+               limits: RequestLimits | None = None,
+               portal: PortalDependencies | None = None,
+               membership: MembershipHttp | None = None) -> FastAPI:
     """The app for one process; ``ready`` names each dependency and whether it is up (True)
     or not (False, or a reason), and ``metrics`` gives the Prometheus text. ``staff``
     authenticates the bearer tokens of /mpi and /workbench; ``audit`` records what staff
     did. With ``fhir`` the FHIR API is served under /fhir; with ``messages`` the message
-    journal under /workbench/messages; ``limits`` bound every request's head and body."""
+    journal under /workbench/messages; ``limits`` bound every request's head and body; with
+    ``portal`` and ``membership`` the member and Workbench membership routes."""
     app = FastAPI(title="portalbridge", version=version,
                   description="Patient-portal integration engine: MPI, FHIR and account APIs.")
     auth = StaffAuth(staff, audit)
@@ -48,6 +56,12 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
     app.add_exception_handler(SQLAlchemyError, _database_unavailable)
     if fhir is not None:
         app.include_router(fhir_router(fhir, search, version))
+    if portal is not None:
+        app.include_router(portal_router(portal))
+    if membership is not None:
+        app.include_router(enrollment_router(auth, membership))
+        app.include_router(members_router(auth, membership))
+        app.include_router(accounts_router(auth, membership))
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -35,8 +35,9 @@ def running_engine(database_url: str, rules_file: Path,
                    limits: ListenerLimits | None = None,
                    **overrides: Any) -> Iterator[RunningEngine]:
     """The engine on a thread; ``overrides`` are further ``Settings`` fields."""
-    settings = Settings(database_url=database_url, config_path=rules_file, mllp_port=0, http_port=0,
-                        secret_key=TEST_SECRET_KEY, limits=limits or ListenerLimits(), **overrides)
+    settings = Settings(secret_key=TEST_SECRET_KEY, database_url=database_url,
+                        config_path=rules_file, mllp_port=0, http_port=0,
+                        limits=limits or ListenerLimits(), **overrides)
     runtime = build_runtime(settings)
     thread = EngineThread(runtime, components)
     thread.start()

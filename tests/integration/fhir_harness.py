@@ -69,8 +69,8 @@ def fhir_app(database_url: str, folder: Path, *, clients: bool = False,
     """A TestClient on the real app, with the group committer running."""
     config = folder / ("routing-clients.yaml" if clients else "routing.yaml")
     config.write_text(rules_yaml(clients=clients, extra=extra), encoding="utf-8")
-    runtime = build_runtime(Settings(database_url=database_url, config_path=config,
-                                     secret_key=TEST_SECRET_KEY), migrate_sqlite=False)
+    runtime = build_runtime(Settings(
+        secret_key=TEST_SECRET_KEY, database_url=database_url, config_path=config), migrate_sqlite=False)
     runtime.committer.start()
     try:
         with TestClient(http_app(runtime)) as client:

@@ -68,6 +68,7 @@ def test_a_second_writer_waits_for_the_first_and_links_to_its_patient(database: 
 RULES = """
 facilities: [{code: NORTH, tier: 1}, {code: EAST, tier: 2}, {code: WEST, tier: 3}]
 routes: [{action: upsert_patient}]
+events: {mpi_changed_for: all_patients}
 """
 AUTHORITY = {"NORTH": "NGH", "EAST": "ECC", "WEST": "WMC"}
 TIERS = {"NORTH": 1, "EAST": 2, "WEST": 3}

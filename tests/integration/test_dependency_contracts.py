@@ -126,8 +126,12 @@ def test_kombu_virtual_channels_answer_which_queues_a_key_reaches() -> None:
         queue.declare()
         try:
             Producer(channel, exchange=exchange).declare()
-            assert KombuStatusPublisher._routable(channel, "contract.changed")
-            assert not KombuStatusPublisher._routable(channel, "contract.other.key")
+            status = "portalbridge.status"
+            assert KombuStatusPublisher._routable(channel, status, "contract.changed")
+            assert not KombuStatusPublisher._routable(channel, status, "contract.other.key")
+            # The default exchange routes by queue name (enrollment requests use it).
+            assert KombuStatusPublisher._routable(channel, "", "contract.mpi")
+            assert not KombuStatusPublisher._routable(channel, "", "contract.nobody")
         finally:
             queue.delete()
             channel.close()

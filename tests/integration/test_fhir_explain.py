@@ -10,6 +10,7 @@ from engine.bootstrap import build_runtime
 from engine.cli import main
 from engine.config import Settings
 from tests.conftest import FHIR_CORPUS, HL7_CORPUS
+from tests.fakes import TEST_SECRET_KEY
 from tests.integration.fhir_harness import body, patient, record_rows, rules_yaml
 
 
@@ -24,8 +25,9 @@ def _explain(path: Path, database_url: str, folder: Path, monkeypatch: pytest.Mo
 
 
 def _records(database_url: str, folder: Path) -> int:
-    runtime = build_runtime(Settings(database_url=database_url, config_path=folder / "routing.yaml"),
-                            migrate_sqlite=False, needs_key=False)
+    runtime = build_runtime(Settings(
+        secret_key=TEST_SECRET_KEY, database_url=database_url, config_path=folder / "routing.yaml"),
+                            migrate_sqlite=False)
     try:
         return record_rows(runtime)
     finally:

@@ -36,6 +36,11 @@ MPI_READERS = frozenset({Role.DIRECT_ENROLLMENT_USER, Role.MEMBER_ACCOUNT_MANAGE
                          Role.ENROLLMENT_REQUEST_AGENT, Role.ENROLLMENT_EXCEPTION_AGENT})
 AUDIT_READERS = frozenset({Role.MEMBER_ACCOUNT_MANAGER})
 ADMINISTRATORS_ONLY: frozenset[Role] = frozenset()
+ENROLLERS = frozenset({Role.DIRECT_ENROLLMENT_USER})
+AUTOMATED = frozenset({Role.ENROLLMENT_REQUEST_AGENT, Role.DIRECT_ENROLLMENT_USER})
+MANAGERS = frozenset({Role.MEMBER_ACCOUNT_MANAGER})
+STATUS = frozenset({Role.ACCOUNT_STATUS_CLIENT, Role.MEMBER_ACCOUNT_MANAGER})
+NOBODY = "/workbench/members/nobody"
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,27 @@ GUARDED = [
     Guarded("GET", "/workbench/messages", ADMINISTRATORS_ONLY, params={"outcome": "AR", "since": "1h"}),
     Guarded("GET", "/workbench/messages/{message_id}", ADMINISTRATORS_ONLY, 404,
             path="/workbench/messages/999999"),
+    Guarded("GET", "/workbench/patients", ENROLLERS, params={"identifier": "GHH|1"}),
+    Guarded("POST", "/workbench/enrollments", ENROLLERS, 404, json={"identifier": "GHH|none"}),
+    Guarded("POST", "/workbench/enrollments/automated", AUTOMATED,
+            json=[{"identifier": "GHH|none"}, {"identifier": "bad"}]),
+    Guarded("GET", "/workbench/members", MANAGERS, params={"status": "pending"}),
+    Guarded("GET", "/workbench/members/{member_id}", MANAGERS, 404, path=NOBODY),
+    Guarded("POST", "/workbench/members/{member_id}/token/resend", MANAGERS, 404,
+            path=f"{NOBODY}/token/resend"),
+    Guarded("POST", "/workbench/members/{member_id}/token/renew", MANAGERS, 404,
+            path=f"{NOBODY}/token/renew", json={"reason": "r", "hours": 5}),
+    Guarded("POST", "/workbench/members/{member_id}/token/regenerate", MANAGERS, 404,
+            path=f"{NOBODY}/token/regenerate", json={"reason": "r", "days": 1, "notify": True}),
+    Guarded("POST", "/workbench/members/{member_id}/deactivate", MANAGERS, 404,
+            path=f"{NOBODY}/deactivate", json={"reason": "r"}),
+    Guarded("POST", "/workbench/members/{member_id}/reactivate", MANAGERS, 404,
+            path=f"{NOBODY}/reactivate", json={"reason": "r"}),
+    Guarded("PATCH", "/workbench/members/{member_id}/preferences", MANAGERS, 404,
+            path=f"{NOBODY}/preferences", json={"reason": "r", "locale": "es-US"}),
+    Guarded("POST", "/workbench/members/{member_id}/password-reset", MANAGERS, 404,
+            path=f"{NOBODY}/password-reset", json={"reason": "r"}),
+    Guarded("GET", "/accounts/status", STATUS, 404, params={"identifier": "GHH|none"}),
 ]
 
 
@@ -84,16 +110,18 @@ def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     folder = tmp_path_factory.mktemp("access")
     (folder / "routing.yaml").write_text(TEST_RULES_YAML, encoding="utf-8")
     url = _empty_database(request, folder)
-    runtime = build_runtime(Settings(database_url=url, config_path=folder / "routing.yaml",
-                                     secret_key=TEST_SECRET_KEY))
+    runtime = build_runtime(Settings(secret_key=TEST_SECRET_KEY, database_url=url,
+                                     config_path=folder / "routing.yaml"))
     tokens = {role: runtime.staff.add(f"only-{role.name.lower()}", frozenset({role}))[1] for role in Role}
     revoked = runtime.staff.add("gone", frozenset(Role))[1]
     runtime.staff.revoke("gone")
+    runtime.committer.start()  # the membership routes apply their commands through it
     try:
         api = http_app(runtime)
         with TestClient(api) as client:
             yield App(api, client, runtime, tokens, revoked)
     finally:
+        runtime.committer.stop()
         runtime.database.dispose()
 
 

@@ -30,8 +30,8 @@ from tests.integration.relay_support import Downstream, schema_for
 @pytest.fixture
 def engine_thread(pg_engine: Engine, postgres_url: str, amqp_url: str,
                   rules_file: Path) -> Iterator[EngineThread]:
-    settings = Settings(database_url=postgres_url, broker_url=amqp_url, config_path=rules_file,
-                        secret_key=TEST_SECRET_KEY)
+    settings = Settings(
+        secret_key=TEST_SECRET_KEY, database_url=postgres_url, broker_url=amqp_url, config_path=rules_file)
     thread = EngineThread(build_runtime(settings), frozenset({"worker", "relay"}))
     with thread:
         yield thread
@@ -125,8 +125,8 @@ def test_a_database_outage_pauses_consumption_instead_of_dead_lettering(
         downstream: Downstream) -> None:
     name, admin = own_database
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    settings = Settings(database_url=url, broker_url=amqp_url, config_path=rules_file,
-                        secret_key=TEST_SECRET_KEY)
+    settings = Settings(
+        secret_key=TEST_SECRET_KEY, database_url=url, broker_url=amqp_url, config_path=rules_file)
     with EngineThread(build_runtime(settings), frozenset({"worker"})):
         with admin.connect() as conn:  # the database goes away
             conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
@@ -167,7 +167,8 @@ def test_a_message_that_keeps_failing_is_dead_lettered_by_the_delivery_limit(
 
 
 def test_the_worker_needs_rabbitmq(postgres_url: str, rules_file: Path) -> None:
-    settings = Settings(database_url=postgres_url, config_path=rules_file, secret_key=TEST_SECRET_KEY)
+    settings = Settings(
+        secret_key=TEST_SECRET_KEY, database_url=postgres_url, config_path=rules_file)
     thread = EngineThread(build_runtime(settings), frozenset({"worker"}))
     thread.start()
     with pytest.raises(RuntimeError, match="PORTALBRIDGE_BROKER_URL"):

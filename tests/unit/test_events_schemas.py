@@ -11,7 +11,16 @@ import pytest
 from jsonschema import Draft202012Validator, ValidationError
 
 from engine.broker import SEQUENCE_HEADER
-from engine.domain.events import MpiRecordChanged
+from engine.domain.events import (
+    MEMBER_EVENTS,
+    MemberActivatedEvent,
+    MemberDeactivatedEvent,
+    MemberEnrolledEvent,
+    MemberReactivatedEvent,
+    MemberStatusChanged,
+    MpiRecordChanged,
+)
+from engine.event_schemas import render
 from engine.rules import EVENT_TYPES
 from outbound.ports import OutboxRow
 from outbound.status_events import CONTENT_TYPE, event_type, to_cloudevent, to_message
@@ -34,20 +43,28 @@ def mpi_changed_data() -> dict[str, Any]:
                 "control_id": "MSG1", "facility": "GHH"}).data()
 
 
-def member_data(old: str | None, new: str) -> dict[str, Any]:
-    return {"member_id": "m-1", "patient_id": "pat-1",
-            "identifiers": [{"value": "123", "authority": "GHH", "type": "MR"}],
-            "old_status": old, "new_status": new, "reason": None,
-            "actor": {"type": "staff", "id": "u-7"}, "occurred_at": T0.isoformat()}
+def member_data(kind: type[MemberStatusChanged], **extra: Any) -> dict[str, Any]:
+    """``data`` exactly as the membership handlers emit it (engine.domain.events)."""
+    return kind(subject="m-1", occurred_at=T0, patient_id="pat-1",
+                identifiers=({"value": "123", "authority": "GHH", "type": "MR"},),
+                old_status=kind.OLD[0], new_status=kind.NEW[0], enrollment_status="Yes",
+                reason=None, actor_type="staff", actor_id="u-7", **extra).data()
 
 
 SAMPLES = {
     "mpi.changed": mpi_changed_data(),
-    "member.enrolled": member_data(None, "pending") | {"enrollment_method": "automated"},
-    "member.activated": member_data("pending", "active"),
-    "member.deactivated": member_data("active", "deactivated"),
-    "member.reactivated": member_data("deactivated", "active"),
+    "member.enrolled": member_data(MemberEnrolledEvent, enrollment_method="point_of_care"),
+    "member.activated": member_data(MemberActivatedEvent),
+    "member.deactivated": member_data(MemberDeactivatedEvent),
+    "member.reactivated": member_data(MemberReactivatedEvent),
 }
+
+
+def test_member_schema_files_are_the_ones_generated_from_the_code() -> None:
+    folder = resources.files("engine") / "schemas"
+    for kind in MEMBER_EVENTS:
+        assert (folder / f"{kind.routing_key}.json").read_text("utf-8") == render(kind), (
+            "run `python -m engine.event_schemas` to regenerate")
 
 
 def outbox_row(routing_key: str, data: dict[str, Any]) -> OutboxRow:

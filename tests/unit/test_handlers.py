@@ -25,6 +25,7 @@ from tests.fakes import FixedClock, InMemoryUnitOfWork, SequentialIds
 RULES = """
 facilities: [{code: NORTH, tier: 1}, {code: EAST, tier: 2}]
 routes: [{action: upsert_patient}]
+events: {mpi_changed_for: all_patients}
 """
 
 
@@ -87,7 +88,7 @@ def test_no_event_when_nothing_changed_or_when_the_event_is_not_selected() -> No
     bus, uow = bus_for(), InMemoryUnitOfWork()
     run(bus, uow, upsert("1", sex="male"), upsert("2", sex="male"))
     assert len(uow.outbox.committed) == 1
-    quiet = bus_for(parse_rules(RULES + "events: {publish: [member.enrolled]}\n"))
+    quiet = bus_for(parse_rules(RULES.replace("events: {", "events: {publish: [member.enrolled], ")))
     uow2 = InMemoryUnitOfWork()
     run(quiet, uow2, upsert("1", sex="male"))
     assert uow2.outbox.committed == []

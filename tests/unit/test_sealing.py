@@ -1,15 +1,14 @@
-"""Sealing journal payloads: AES-256-GCM under a subkey per purpose, and where the key comes from."""
+"""Sealing journal payloads: AES-256-GCM under a subkey of its own; the key and port settings."""
 
 from __future__ import annotations
 
 import base64
-import stat
 from pathlib import Path
 
 import pytest
 
 from engine.errors import ConfigurationError
-from engine.sealing import GENERATED_KEY_FILE, AesGcmSealer, UnavailableSealer, load_key, new_key_text
+from engine.sealing import AesGcmSealer, UnavailableSealer, journal_sealer
 from tests.fakes import TEST_SECRET_KEY
 
 KEY = base64.urlsafe_b64decode(TEST_SECRET_KEY)
@@ -37,39 +36,30 @@ def test_anything_altered_or_misplaced_refuses_to_open(tamper: str) -> None:
     elif tamper == "other column":
         what = b"response"
     elif tamper == "other key":
-        opener = AesGcmSealer(base64.urlsafe_b64decode(new_key_text()), b"journal")
+        opener = AesGcmSealer(bytes(range(32)), b"journal")
     else:
         sealed = sealed[:10]
     with pytest.raises(ValueError, match=r"altered|not a sealed value"):
         opener.open(sealed, what)
 
 
-def test_the_key_comes_from_the_setting_or_the_file(tmp_path: Path) -> None:
-    assert load_key(TEST_SECRET_KEY, None, embedded=False, folder=tmp_path) == KEY
-    key_file = tmp_path / "key"
-    key_file.write_text(TEST_SECRET_KEY + "\n")
-    assert load_key(None, key_file, embedded=False, folder=tmp_path) == KEY
-    with pytest.raises(ConfigurationError, match="32 bytes in base64"):
-        load_key("c2hvcnQ=", None, embedded=False, folder=tmp_path)
-    with pytest.raises(ConfigurationError, match="cannot read"):
-        load_key(None, tmp_path / "missing", embedded=False, folder=tmp_path)
-
-
-def test_postgresql_needs_a_key_and_embedded_sqlite_makes_one_once(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="required with PostgreSQL"):
-        load_key(None, None, embedded=False, folder=tmp_path)
-    first = load_key(None, None, embedded=True, folder=tmp_path)
-    generated = tmp_path / GENERATED_KEY_FILE
-    assert stat.S_IMODE(generated.stat().st_mode) == 0o600
-    assert load_key(None, None, embedded=True, folder=tmp_path) == first and len(first) == 32
-
-
 def test_a_process_without_the_key_says_why_it_cannot_seal() -> None:
-    sealer = UnavailableSealer("set PORTALBRIDGE_SECRET_KEY")
+    assert isinstance(journal_sealer(KEY), AesGcmSealer)
+    sealer = journal_sealer(None)
+    assert isinstance(sealer, UnavailableSealer)
     with pytest.raises(ConfigurationError, match="PORTALBRIDGE_SECRET_KEY"):
         sealer.seal(MESSAGE, b"payload")
     with pytest.raises(ConfigurationError, match="PORTALBRIDGE_SECRET_KEY"):
         sealer.open(MESSAGE, b"payload")
+
+
+def test_the_journal_subkey_is_not_the_key_the_secret_box_uses() -> None:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    sealed = journal_sealer(KEY).seal(MESSAGE, b"journal.payload")
+    with pytest.raises(InvalidTag):  # the raw key (the secret box's) cannot open it
+        AESGCM(KEY).decrypt(sealed[1:13], sealed[13:], b"journal.payload")
 
 
 def test_the_key_and_metrics_settings_are_read_from_the_environment(tmp_path: Path) -> None:

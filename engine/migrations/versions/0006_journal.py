@@ -1,7 +1,7 @@
 """the message journal: every inbound message, its answer and its effects
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-30 09:00:00
 
 Rows are deleted by the retention sweep (``journal.retention``); ``payload`` and
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"  # 0003 (subject sequences) follows 0004 on main
+down_revision = "0005"  # 0005 (membership) follows 0003 on main
 branch_labels = None
 depends_on = None
 

@@ -21,6 +21,8 @@ CASES: list[tuple[EngineError, int, str, str]] = [
     (errors.UnroutableMessage("unknown facility", "MSH-4"), 422, "business-rule",
      "Patient.managingOrganization"),
     (errors.MalformedMessage("unreadable"), 400, "invalid", "Patient"),
+    (errors.AlreadyMember("already a pending member", None), 409, "conflict", "identifier"),
+    (errors.PolicyRefused("too short"), 400, "invalid", "Patient"),
     (errors.RejectedMessage("refused"), 400, "invalid", "Patient"),
     (errors.StoreUnavailable("database unavailable"), 503, "transient", "Patient"),
     (errors.TransientFailure("try later"), 503, "transient", "Patient"),

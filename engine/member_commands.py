@@ -1,0 +1,160 @@
+"""Membership commands: what the enrollment queue, the Workbench and the portal ask the core.
+
+Slow work (hashing a passphrase or password, verifying one) is done by the adapter on a
+thread pool *before* the command is built: commands carry hashes and verification results,
+so the writer thread never hashes. A verification result names the hash it was made
+against, and the handler applies it only if that hash is still the stored one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from engine.commands import MessageOrigin
+from membership.model import Communication
+from membership.policies import EnrollmentMode
+
+__all__ = [
+    "ActivateMember",
+    "Actor",
+    "ChangeMembershipStatus",
+    "CompletePasswordReset",
+    "EnrollPatient",
+    "ManageToken",
+    "MemberCommand",
+    "MemberView",
+    "RequestPasswordReset",
+    "UpdatePreferences",
+    "UpgradePasswordHash",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Actor:
+    """Who asks: a staff user, an interface (enrolling user), the member, or the system."""
+
+    type: Literal["staff", "interface", "member", "system"]
+    id: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreferenceInput:
+    """Preferences as given; None keeps the current (or policy) value."""
+
+    email: str | None = None
+    mobile: str | None = None
+    carrier: str | None = None
+    communication: Communication | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnrollPatient:
+    """Enroll the MPI patient with ``identifier`` (``AUTHORITY|VALUE``)."""
+
+    origin: MessageOrigin  # sender "enrollment", control id = request id: idempotent
+    mode: EnrollmentMode
+    authority: str
+    value: str
+    preferences: PreferenceInput
+    passphrase_hash: str | None
+    passphrase: str | None  # kept only to send it with the token, when the policy says so
+    enrolling_user: str  # "" -> the configured default enrolling user
+    proxy_only: bool
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivateMember:
+    """The member's activation: token, checked passphrase and fields, chosen credentials."""
+
+    origin: MessageOrigin
+    token: str
+    passphrase_ok: bool | None  # None: no passphrase stored, nothing to check
+    passphrase_checked_against: str | None
+    fields: dict[str, str]
+    username: str
+    password_hash: str
+    preferences: PreferenceInput
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManageToken:
+    """Workbench: resend, renew or regenerate a pending member's activation token."""
+
+    origin: MessageOrigin
+    member_id: str
+    action: Literal["resend", "renew", "regenerate"]
+    hours: int = 0
+    reason: str = ""
+    notify: bool = False
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeMembershipStatus:
+    origin: MessageOrigin
+    member_id: str
+    action: Literal["deactivate", "reactivate"]
+    reason: str
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdatePreferences:
+    origin: MessageOrigin
+    member_id: str
+    preferences: PreferenceInput
+    reason: str
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestPasswordReset:
+    """Staff-initiated password reset: a reset token is sent to the member."""
+
+    origin: MessageOrigin
+    member_id: str
+    reason: str
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompletePasswordReset:
+    origin: MessageOrigin
+    token: str
+    password_hash: str
+    history_checked_against: tuple[str, ...]  # the hashes the new password was checked against
+    reused: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradePasswordHash:
+    """Store a hash made with the current hasher after a successful sign-in."""
+
+    origin: MessageOrigin
+    member_id: str
+    expected: str
+    new_hash: str
+
+
+MemberCommand = (EnrollPatient | ActivateMember | ManageToken | ChangeMembershipStatus
+                 | UpdatePreferences | RequestPasswordReset | CompletePasswordReset
+                 | UpgradePasswordHash)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberView:
+    """A member's statuses, as answers report them."""
+
+    member_id: str
+    patient_id: str
+    enrollment_status: str
+    membership_status: str
+    status_since: datetime
+    printed_activation: bool = False
+    refused: str = ""  # a failed activation: the precise reason (audit only, never shown)
+    problems: tuple[str, ...] = field(default_factory=tuple)

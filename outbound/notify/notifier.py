@@ -1,0 +1,128 @@
+"""The notifier: claims pending notification rows, opens their sealed secrets, delivers them
+through a ``NotificationSender`` and records the result.
+
+A failed delivery is retried after a capped exponential delay; a permanent failure, or
+``max_attempts`` temporary ones, makes the row ``dead`` (kept, with its last error). On
+PostgreSQL rows are claimed ``FOR UPDATE SKIP LOCKED``, so several notifiers share the work;
+on SQLite one notifier runs (``serve`` starts it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.domain.clock import Clock
+from engine.notifications import DeliveryFailed, Notification, NotificationSender
+from engine.store.database import is_sqlite
+from engine.store.errors import classify_store_error
+from engine.store.tables import notifications
+from membership.tokens import SecretBox
+
+__all__ = ["Notifier", "NotifierPolicy"]
+
+log = logging.getLogger(__name__)
+
+
+def _doubling(attempts: int) -> timedelta:
+    return min(timedelta(seconds=30) * (1 << max(attempts - 1, 0)), timedelta(hours=1))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifierPolicy:
+    """routing.yaml's ``notifications.max_attempts`` and ``notifications.retry``."""
+
+    batch_size: int = 100
+    max_attempts: int = 8
+    poll_interval: float = 0.5
+    retry_delay: Callable[[int], timedelta] = _doubling  # the wait after the n-th failure
+
+
+class Notifier:
+    """Delivers notification rows; one instance per notifier thread."""
+
+    def __init__(self, database: Engine, sender: NotificationSender, box: SecretBox, clock: Clock,
+                 policy: NotifierPolicy | None = None) -> None:
+        self._db = database
+        self._sender = sender
+        self._box = box
+        self._clock = clock
+        self.policy = policy or NotifierPolicy()
+        self.sent = 0
+        self.failed = 0
+
+    def pump(self) -> int:
+        """Deliver one batch of due rows; the number of rows claimed."""
+        now = self._clock.now()
+        try:
+            with self._db.connect() as conn, conn.begin():
+                query = (select(notifications).where(
+                    notifications.c.status == "pending",
+                    or_(notifications.c.next_attempt_at.is_(None),
+                        notifications.c.next_attempt_at <= now))
+                    .order_by(notifications.c.created_at).limit(self.policy.batch_size))
+                if not is_sqlite(self._db):
+                    query = query.with_for_update(skip_locked=True)
+                rows = list(conn.execute(query).mappings())
+                for row in rows:
+                    conn.execute(update(notifications).where(notifications.c.id == row["id"])
+                                 .values(**self._deliver(row, now)))
+        except SQLAlchemyError as exc:
+            raise classify_store_error(exc) from exc
+        return len(rows)
+
+    def _deliver(self, row: Any, now: datetime) -> dict[str, Any]:
+        attempts = row["attempts"] + 1
+        try:
+            self._sender.send(self._notification(row))
+        except DeliveryFailed as exc:
+            return self._failure(row, attempts, exc.reason, exc.permanent, now)
+        except ValueError as exc:  # a sealed value that cannot be opened: no retry helps
+            return self._failure(row, attempts, str(exc), True, now)
+        self.sent += 1
+        return {"status": "sent", "attempts": attempts, "sent_at": now, "last_error": None,
+                "next_attempt_at": None}
+
+    def _failure(self, row: Any, attempts: int, reason: str, permanent: bool,
+                 now: datetime) -> dict[str, Any]:
+        self.failed += 1
+        dead = permanent or attempts >= self.policy.max_attempts
+        log.warning("notifier: %s %s for member %s failed (attempt %d%s): %s", row["kind"],
+                    row["id"], row["member_id"], attempts, ", now dead" if dead else "", reason)
+        return {"status": "dead" if dead else "pending", "attempts": attempts,
+                "last_error": reason[:2000],
+                "next_attempt_at": None if dead else now + self.policy.retry_delay(attempts)}
+
+    def _notification(self, row: Any) -> Notification:
+        context = orjson.loads(row["context"])
+        secrets = set()
+        for name, value in list(context.items()):
+            if isinstance(value, dict) and "$sealed" in value:
+                context[name] = self._box.open(value["$sealed"])  # opened only here, at delivery
+                secrets.add(name)
+        return Notification(id=row["id"], kind=row["kind"], channel=row["channel"],
+                            recipient=row["recipient"], carrier=row["carrier"], locale=row["locale"],
+                            member_id=row["member_id"], context=context,
+                            created_at=row["created_at"], secrets=frozenset(secrets))
+
+    def run(self, stop: threading.Event, on_cycle: Callable[[], None] | None = None) -> None:
+        """Deliver until ``stop`` is set; a database outage is waited out."""
+        while not stop.is_set():
+            if on_cycle is not None:
+                on_cycle()
+            try:
+                claimed = self.pump()
+            except Exception as exc:  # noqa: BLE001 - a database outage: wait and try again
+                log.warning("notifier: %s; retrying", getattr(exc, "reason", exc))
+                claimed = 0
+                stop.wait(5.0)
+            if claimed < self.policy.batch_size:
+                stop.wait(self.policy.poll_interval)
