@@ -29,6 +29,7 @@ facilities:
 routes:
   - {match: {message_type: ADT, trigger: [A04, A08]}, action: upsert_patient}
   - {match: {message_type: "*"}, action: reject, reason: ADT only}
+events: {mpi_changed_for: all_patients}  # every patient's change is an event to account for
 """
 ACK_TIMEOUT = 30.0  # seconds an EMR waits for an ACK before it sends again
 GIVE_UP = 240.0  # seconds of resending one message before the harness calls it lost
