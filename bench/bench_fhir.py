@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -42,6 +43,8 @@ from pathlib import Path
 from _support import create_database, figures, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Every process on one database shares one secret key (the engine refuses to start without).
+SECRET_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
 EXAMPLE = ROOT / "tests/samples/corpus/fhir/fhirpath-js/r4-patient-example.json"
 TOKEN = "bench-token-0123456789"
 RULES = f"""
@@ -200,7 +203,8 @@ def engine_server(url: str, folder: Path, profile: Path | None) -> Server:
     rules.write_text(RULES)
     port = free_port()
     env = {**os.environ, "PORTALBRIDGE_DATABASE_URL": url, "PORTALBRIDGE_CONFIG": str(rules),
-           "PORTALBRIDGE_HTTP_PORT": str(port), "PORTALBRIDGE_LOG_LEVEL": "WARNING"}
+           "PORTALBRIDGE_HTTP_PORT": str(port), "PORTALBRIDGE_LOG_LEVEL": "WARNING",
+           "PORTALBRIDGE_SECRET_KEY": SECRET_KEY}
     script = str(Path(sys.executable).with_name("portalbridge"))
     subprocess.run([script, "db", "upgrade"], env=env, check=True, capture_output=True)  # idempotent
     command = [script, "api"]
@@ -265,7 +269,8 @@ def commit_counts(port: int) -> tuple[int, int]:
         text = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
     values = dict(line.split() for line in text.split("\r\n\r\n", 1)[1].splitlines()
                   if line and not line.startswith("#"))
-    return int(values["portalbridge_commits_total"]), int(values["portalbridge_messages_committed_total"])
+    return (int(float(values["portalbridge_commits_total"])),
+            int(float(values["portalbridge_messages_committed_total"])))
 
 
 def main() -> None:

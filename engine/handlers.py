@@ -253,6 +253,9 @@ class MessageBus:
         if not self._publish_mpi_changed:
             return 0
         if self._members_only:  # the specification's "a change to a member's MPI record"
+            for change in changes:
+                if change.created:  # a new patient has no stored member: no read for it
+                    uow.members.patient_created(change.patient_id)
             changes = [c for c in changes if uow.members.by_patient(c.patient_id) is not None]
         for change in changes:
             event = self._mpi_changed(change, origin)

@@ -48,6 +48,10 @@ class MemberRepository(ABC):
     def prefetch_tokens(self, digests: Iterable[str], usernames: Iterable[str]) -> None:  # noqa: B027
         """Hint: members will be asked for by these token digests and usernames."""
 
+    def patient_created(self, patient_id: str) -> None:  # noqa: B027 - optional hint
+        """Hint: this patient was created by the current unit of work, so no stored member
+        can be it (only one added here since); asking for its member needs no read."""
+
 
 class InMemoryMemberRepository(MemberRepository):
     """A complete repository in a dictionary."""

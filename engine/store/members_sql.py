@@ -57,6 +57,10 @@ class SqlMemberRepository(MemberRepository):
             self._by_patient[patient_id] = None
         self._load(members.c.patient_id.in_(wanted))
 
+    def patient_created(self, patient_id: str) -> None:
+        # A member added in this unit of work is already in the map (``_remember``).
+        self._by_patient.setdefault(patient_id, None)
+
     def by_token(self, digest: str) -> Member | None:
         return self._find("token_digest", digest,
                           lambda m: m.token is not None and m.token.digest == digest)

@@ -1,0 +1,46 @@
+"""What the group commit's hot path reads: nothing it can know without asking the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from engine.commands import MessageOrigin, UpsertPatientRecord
+from engine.handlers import MessageBus
+from engine.rules import parse_rules
+from engine.store.sql_uow import SqlUnitOfWork
+from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
+from tests.fakes import FixedClock, SequentialIds
+
+RULES = """
+facilities: [{code: NORTH, tier: 1, assigning_authority: NGH}]
+routes: [{action: upsert_patient}]
+events: {mpi_changed_for: members}
+"""
+
+
+def _upsert(mrn: str) -> UpsertPatientRecord:
+    values: dict[str, Any] = {"identifiers": (Identifier(mrn, "NGH", "MR"),),
+                              "names": (PersonName("Everyman", ("Adam",)),)}
+    return UpsertPatientRecord(
+        origin=MessageOrigin(channel="mllp", sender="APP^NORTH", control_id=f"c-{mrn}",
+                             message_type="ADT^A04", facility="NORTH"),
+        key=RecordKey("NORTH", "NGH", mrn),
+        update=DemographicsUpdate(Demographics(**values), frozenset(values)))
+
+
+def test_new_patients_need_no_member_lookup(database: Engine) -> None:
+    """With mpi.changed for members only, a patient created in the group cannot be a member:
+    its event is decided without a query of the members table (a round trip per message)."""
+    statements: list[str] = []
+    event.listen(database, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: statements.append(statement))
+    bus = MessageBus(parse_rules(RULES), FixedClock(), SequentialIds())
+    commands = [_upsert(str(n)) for n in range(5)]
+    with SqlUnitOfWork(database) as uow:
+        bus.prefetch(commands, uow)
+        outcomes = [bus.handle(command, uow) for command in commands]
+        uow.commit()
+    assert [o.status for o in outcomes] == ["applied"] * 5 and all(o.events == 0 for o in outcomes)
+    assert not [s for s in statements if "FROM members" in s]
