@@ -42,9 +42,15 @@ _LOCK_IDENTIFIERS = (
     "SELECT count(pg_advisory_xact_lock(%(namespace)s, h)) FROM (SELECT DISTINCT"  # noqa: S608
     f" hashtext(w.authority || '|' || w.value) AS h FROM {_IDENTS} ORDER BY h) AS locks"
 )
+#: One index lookup per identifier, whatever the planner believes of the table: a plain join
+#: is planned as a hash join over a sequential scan of ``mpi_identifiers`` while the table's
+#: statistics are missing or stale (a young or fast-growing index), 1-2 ms a group at a few
+#: thousand rows and growing with the table. ``OFFSET 0`` keeps the lateral subquery from
+#: being flattened into that join.
 _PATIENTS_HOLDING = (
-    "SELECT i.patient_id FROM mpi_identifiers i"  # noqa: S608
-    f" JOIN {_IDENTS} ON i.authority = w.authority AND i.value = w.value"
+    f"SELECT i.patient_id FROM {_IDENTS} CROSS JOIN LATERAL"  # noqa: S608
+    " (SELECT patient_id FROM mpi_identifiers"
+    " WHERE authority = w.authority AND value = w.value OFFSET 0) AS i"
 )
 _LOCK_PATIENTS_HOLDING = (
     f"SELECT id FROM mpi_patients WHERE id IN ({_PATIENTS_HOLDING}) ORDER BY id FOR UPDATE"  # noqa: S608

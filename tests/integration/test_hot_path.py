@@ -10,6 +10,7 @@ from engine.commands import MessageOrigin, UpsertPatientRecord
 from engine.handlers import MessageBus
 from engine.rules import parse_rules
 from engine.store.sql_uow import SqlUnitOfWork
+from mpi.locks import _INVOLVED, _LOCK_PATIENTS_HOLDING, LOCK_NAMESPACE
 from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
 from tests.fakes import FixedClock, SequentialIds
 
@@ -44,3 +45,19 @@ def test_new_patients_need_no_member_lookup(database: Engine) -> None:
         uow.commit()
     assert [o.status for o in outcomes] == ["applied"] * 5 and all(o.events == 0 for o in outcomes)
     assert not [s for s in statements if "FROM members" in s]
+
+
+def test_the_locked_prefetch_looks_identifiers_up_by_index_without_statistics(pg_engine: Engine) -> None:
+    """A young index has no statistics yet (autovacuum has not analyzed it): the prefetch must
+    still look each identifier up by index, not scan every identifier of every group."""
+    with pg_engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO mpi_identifiers (record_id, authority, value, type_code, patient_id)"
+            " SELECT 'r' || n, 'NGH', n::text, 'MR', 'p' || n FROM generate_series(1, 5000) AS n")
+        params = {"namespace": LOCK_NAMESPACE, "authorities": ["NGH"] * 16,
+                  "ident_values": [str(n) for n in range(16)]}
+        driver: Any = conn.connection.driver_connection
+        for statement in (_LOCK_PATIENTS_HOLDING, _INVOLVED):
+            plan = "\n".join(row[0] for row in driver.execute(f"EXPLAIN {statement}", params))
+            assert "Seq Scan on mpi_identifiers" not in plan, plan
+        conn.rollback()
