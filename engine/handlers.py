@@ -198,10 +198,13 @@ class MessageBus:
         member_commands = [c for c in commands if isinstance(c, _MEMBER_COMMANDS)]
         uow.inbox.prefetch(c.origin for c in (*_flatten(commands), *member_commands))
         keys = list(_keys_of(commands))
+        members_wanted = bool(keys) and (self._members_only or _enrolls(commands))
+        if members_wanted:
+            uow.members.prefetch_patients_with_index()  # on PostgreSQL: in the same round trip
         uow.mpi.prefetch(keys, _identifiers_of(commands))
         if member_commands and self._members is not None:
             self._members.prefetch(member_commands, uow)
-        if keys and (self._members_only or _enrolls(commands)):
+        if members_wanted:
             # Which of these patients are members decides their mpi.changed events.
             uow.members.prefetch_patients(r.patient_id for k in keys if (r := uow.mpi.get_record(k)))
 

@@ -48,6 +48,10 @@ class MemberRepository(ABC):
     def prefetch_tokens(self, digests: Iterable[str], usernames: Iterable[str]) -> None:  # noqa: B027
         """Hint: members will be asked for by these token digests and usernames."""
 
+    def prefetch_patients_with_index(self) -> None:  # noqa: B027 - optional hint
+        """Hint: the members of the patients the index's next prefetch loads will be asked
+        for; a store may read them in the same round trip."""
+
     def patient_created(self, patient_id: str) -> None:  # noqa: B027 - optional hint
         """Hint: this patient was created by the current unit of work, so no stored member
         can be it (only one added here since); asking for its member needs no read."""

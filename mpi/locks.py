@@ -22,6 +22,7 @@ broken by PostgreSQL and retried at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -29,7 +30,8 @@ from sqlalchemy import Connection
 
 from mpi.tables import patients
 
-__all__ = ["LOCK_NAMESPACE", "lock_identifiers", "lock_patients", "locked_prefetch"]
+__all__ = ["LOCK_NAMESPACE", "PATIENTS_HOLDING", "Rider", "lock_identifiers", "lock_patients",
+           "locked_prefetch"]
 
 IdentKey = tuple[str, str]
 
@@ -47,13 +49,13 @@ _LOCK_IDENTIFIERS = (
 #: statistics are missing or stale (a young or fast-growing index), 1-2 ms a group at a few
 #: thousand rows and growing with the table. ``OFFSET 0`` keeps the lateral subquery from
 #: being flattened into that join.
-_PATIENTS_HOLDING = (
+PATIENTS_HOLDING = (
     f"SELECT i.patient_id FROM {_IDENTS} CROSS JOIN LATERAL"  # noqa: S608
     " (SELECT patient_id FROM mpi_identifiers"
     " WHERE authority = w.authority AND value = w.value OFFSET 0) AS i"
 )
 _LOCK_PATIENTS_HOLDING = (
-    f"SELECT id FROM mpi_patients WHERE id IN ({_PATIENTS_HOLDING}) ORDER BY id FOR UPDATE"  # noqa: S608
+    f"SELECT id FROM mpi_patients WHERE id IN ({PATIENTS_HOLDING}) ORDER BY id FOR UPDATE"  # noqa: S608
 )
 _LOCK_PATIENTS = "SELECT id FROM mpi_patients WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR UPDATE"
 _PATIENT_COLUMNS = ", ".join(f"p.{c.name} AS p_{c.name}" for c in patients.c)
@@ -62,8 +64,14 @@ _PATIENT_COLUMNS = ", ".join(f"p.{c.name} AS p_{c.name}" for c in patients.c)
 _INVOLVED = (
     f"SELECT r.*, {_PATIENT_COLUMNS}"  # noqa: S608 - column names from our metadata; values are bound
     " FROM mpi_source_records r LEFT OUTER JOIN mpi_patients p ON p.id = r.patient_id"
-    f" WHERE r.patient_id IN ({_PATIENTS_HOLDING})"
+    f" WHERE r.patient_id IN ({PATIENTS_HOLDING})"
 )
+
+
+#: A read of another store that joins the prefetch's round trip: SQL text over the same
+#: parameters (``PATIENTS_HOLDING`` names the patients holding the group's identifiers), and
+#: what takes its rows (as dicts) with the ids of the patients the prefetch locked.
+Rider = tuple[str, Callable[[list[dict[str, Any]], set[str]], None]]
 
 
 def _driver(conn: Connection) -> Any:
@@ -75,7 +83,8 @@ def _ident_params(idents: list[IdentKey]) -> dict[str, Any]:
             "ident_values": [v for _, v in idents]}
 
 
-def locked_prefetch(conn: Connection, idents: list[IdentKey]) -> tuple[set[str], list[dict[str, Any]]]:
+def locked_prefetch(conn: Connection, idents: list[IdentKey],
+                    riders: Sequence[Rider] = ()) -> tuple[set[str], list[dict[str, Any]]]:
     """Lock the identifiers, then the patients holding them, then read every record of those
     patients (with the patient's columns): the patient ids locked, and the rows.
 
@@ -83,7 +92,8 @@ def locked_prefetch(conn: Connection, idents: list[IdentKey]) -> tuple[set[str],
     cannot read results inside a pipeline, so this uses the driver directly. The read is a
     statement of its own, so its snapshot is taken after every lock was granted. A record may
     still name a patient that is not locked (a concurrent merge moved it between the lock and
-    the read): the caller locks those too and reads again.
+    the read): the caller locks those too and reads again. ``riders`` are reads of other
+    stores sent in the same pipeline after the read (see ``Rider``).
     """
     driver = _driver(conn)
     params = _ident_params(idents)
@@ -93,8 +103,15 @@ def locked_prefetch(conn: Connection, idents: list[IdentKey]) -> tuple[set[str],
         locking.execute(_LOCK_PATIENTS_HOLDING, params)
         reading = driver.cursor(row_factory=dict_row)
         reading.execute(_INVOLVED, params)
+        riding = []
+        for sql, _take in riders:
+            cursor = driver.cursor(row_factory=dict_row)
+            cursor.execute(sql, params)
+            riding.append(cursor)
     locked = {row[0] for row in locking.fetchall()}
     rows: list[dict[str, Any]] = reading.fetchall()
+    for (_sql, take), cursor in zip(riders, riding, strict=True):
+        take(cursor.fetchall(), locked)
     return locked, rows
 
 

@@ -10,13 +10,13 @@ and ``flush`` writes every change with one executemany per table.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, or_, select, tuple_
 
 from mpi.bulk import insert_rows, update_rows
-from mpi.locks import lock_identifiers, lock_patients, locked_prefetch
+from mpi.locks import Rider, lock_identifiers, lock_patients, locked_prefetch
 from mpi.model import Identifier, Patient, RecordKey, SourceRecord
 from mpi.repository import MpiRepository
 from mpi.rows import IdentKey, ident_rows, patient_from_row, patient_row, record_from_row, record_row
@@ -35,8 +35,10 @@ class SqlMpiRepository(MpiRepository):
     by record id) lock what they find and read it again. SQLite has one writer: no locks.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, riders: Callable[[], Sequence[Rider]] | None = None) -> None:
+        """``riders`` gives the reads of other stores that join the next locked prefetch."""
         self._conn = connection
+        self._riders = riders
         self._locking = connection.dialect.name == "postgresql"
         self._locked: set[str] = set()  # patients locked (or created) by this transaction
         self._records: dict[str, SourceRecord] = {}
@@ -108,7 +110,8 @@ class SqlMpiRepository(MpiRepository):
             return
         rows: Iterable[Any]
         if self._locking:
-            locked, rows = locked_prefetch(self._conn, wanted_idents)
+            riders = self._riders() if self._riders is not None else ()
+            locked, rows = locked_prefetch(self._conn, wanted_idents, riders)
             self._locked |= locked
         else:
             rows = self._conn.execute(_RECORDS_OF_INVOLVED_PATIENTS,

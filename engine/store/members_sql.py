@@ -22,8 +22,12 @@ from membership.model import (
 from membership.repository import MemberRepository
 from membership.tokens import ActivationToken, SecretBox
 from mpi.bulk import insert_rows, update_rows
+from mpi.locks import PATIENTS_HOLDING, Rider
 
 __all__ = ["SqlMemberRepository", "SqlNotificationOutbox", "member_from_row", "member_row"]
+
+#: The members of the patients a locked prefetch locks (its statement's parameters).
+_MEMBERS_OF_HOLDERS = f"SELECT * FROM members WHERE patient_id IN ({PATIENTS_HOLDING})"  # noqa: S608
 
 
 class SqlMemberRepository(MemberRepository):
@@ -37,6 +41,7 @@ class SqlMemberRepository(MemberRepository):
         self._absent: set[tuple[str, str]] = set()  # (column, value) known to match no member
         self._new: dict[str, Member] = {}
         self._dirty: dict[str, Member] = {}
+        self._ride = False  # read members with the index's next locked prefetch
 
     def get(self, member_id: str) -> Member | None:
         if member_id not in self._by_id:
@@ -56,6 +61,23 @@ class SqlMemberRepository(MemberRepository):
         for patient_id in wanted:
             self._by_patient[patient_id] = None
         self._load(members.c.patient_id.in_(wanted))
+
+    def prefetch_patients_with_index(self) -> None:
+        self._ride = True
+
+    def riders(self) -> list[Rider]:
+        """The read the index's next locked prefetch carries for this repository, if asked."""
+        if not self._ride:
+            return []
+        self._ride = False
+        return [(_MEMBERS_OF_HOLDERS, self._take_holders)]
+
+    def _take_holders(self, rows: list[dict[str, Any]], patient_ids: set[str]) -> None:
+        for patient_id in patient_ids:
+            self._by_patient.setdefault(patient_id, None)
+        for row in rows:
+            if row["id"] not in self._by_id:
+                self._remember(member_from_row(row))
 
     def patient_created(self, patient_id: str) -> None:
         # A member added in this unit of work is already in the map (``_remember``).

@@ -159,10 +159,10 @@ class SqlUnitOfWork(UnitOfWork):
         except DBAPIError as exc:
             self._abandon()
             raise StoreUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
-        self._repo = SqlMpiRepository(self._conn)
+        self._members = SqlMemberRepository(self._conn)
+        self._repo = SqlMpiRepository(self._conn, riders=self._members.riders)
         self._inbox = SqlInbox(self._conn, check=check_inbox)
         self._outbox = SqlOutbox(self._conn)
-        self._members = SqlMemberRepository(self._conn)
         self._notifications = SqlNotificationOutbox(self._conn, box)
         self._clock = clock or SystemClock()
         self._audit = SqlAuditTrail(self._conn, self._clock)

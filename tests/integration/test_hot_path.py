@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -9,6 +10,7 @@ from sqlalchemy import Engine, event
 from engine.commands import MessageOrigin, UpsertPatientRecord
 from engine.handlers import MessageBus
 from engine.rules import parse_rules
+from engine.store.member_tables import members
 from engine.store.sql_uow import SqlUnitOfWork
 from mpi.locks import _INVOLVED, _LOCK_PATIENTS_HOLDING, LOCK_NAMESPACE
 from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
@@ -21,11 +23,11 @@ events: {mpi_changed_for: members}
 """
 
 
-def _upsert(mrn: str) -> UpsertPatientRecord:
+def _upsert(mrn: str, family: str = "Everyman", control_id: str = "") -> UpsertPatientRecord:
     values: dict[str, Any] = {"identifiers": (Identifier(mrn, "NGH", "MR"),),
-                              "names": (PersonName("Everyman", ("Adam",)),)}
+                              "names": (PersonName(family, ("Adam",)),)}
     return UpsertPatientRecord(
-        origin=MessageOrigin(channel="mllp", sender="APP^NORTH", control_id=f"c-{mrn}",
+        origin=MessageOrigin(channel="mllp", sender="APP^NORTH", control_id=control_id or f"c-{mrn}",
                              message_type="ADT^A04", facility="NORTH"),
         key=RecordKey("NORTH", "NGH", mrn),
         update=DemographicsUpdate(Demographics(**values), frozenset(values)))
@@ -61,3 +63,35 @@ def test_the_locked_prefetch_looks_identifiers_up_by_index_without_statistics(pg
             plan = "\n".join(row[0] for row in driver.execute(f"EXPLAIN {statement}", params))
             assert "Seq Scan on mpi_identifiers" not in plan, plan
         conn.rollback()
+
+
+def test_members_of_updated_patients_are_read_with_the_prefetch(database: Engine) -> None:
+    """Updates of existing patients: whether each is a member decides its event. On PostgreSQL
+    the members are read in the locked prefetch's round trip (no statement of their own);
+    a member's change is still an event, a non-member's is not."""
+    bus = MessageBus(parse_rules(RULES), FixedClock(), SequentialIds())
+    with SqlUnitOfWork(database) as uow:
+        bus.prefetch([_upsert("1"), _upsert("2")], uow)
+        for command in (_upsert("1"), _upsert("2")):
+            bus.handle(command, uow)
+        uow.commit()
+    with database.begin() as conn:
+        patient = conn.exec_driver_sql(
+            "SELECT patient_id FROM mpi_source_records WHERE mrn = '1'").scalar_one()
+        now = datetime.now(UTC)
+        conn.execute(members.insert().values(
+            id="m1", patient_id=patient, enrollment_status="Yes", membership_status="pending",
+            status_since=now, email="a@example.org", mobile="", carrier="", communication="email",
+            locale="en", proxy_only=False, mode="automated", enrolled_by="t", enrolled_at=now,
+            printed_activation=False, password_history="[]", version=1, updated_at=now))
+    statements: list[str] = []
+    event.listen(database, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: statements.append(statement))
+    updates = [_upsert(mrn, family="Changed", control_id=f"u-{mrn}") for mrn in ("1", "2")]
+    with SqlUnitOfWork(database) as uow:
+        bus.prefetch(updates, uow)
+        outcomes = [bus.handle(command, uow) for command in updates]
+        uow.commit()
+    assert [o.events for o in outcomes] == [1, 0]
+    if database.dialect.name == "postgresql":
+        assert not [s for s in statements if "FROM members" in s]
