@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, TypeDecorator, Update, bindparam, insert, update
+from sqlalchemy import Connection, Insert, Table, TypeDecorator, Update, bindparam, delete, insert, update
 
 from mpi.tables import UtcDateTime
 
-__all__ = ["insert_rows", "update_rows"]
+__all__ = ["delete_rows", "insert_rows", "update_rows"]
 
 Row = dict[str, Any]
 
@@ -54,9 +54,42 @@ def _driver_insert(table: Table, keys: tuple[str, ...]) -> str | None:
 
 
 def update_rows(conn: Connection, table: Table, key: str, rows: Sequence[Row]) -> None:
-    """Update the rows of ``table`` whose ``key`` column matches each row's ``key`` value."""
-    if rows:
+    """Update the rows of ``table`` whose ``key`` column matches each row's ``key`` value.
+
+    On PostgreSQL, like ``insert_rows``: tuples to psycopg's ``executemany``, one statement
+    text per table and column list, without SQLAlchemy's per-row work.
+    """
+    if not rows:
+        return
+    keys = tuple(rows[0])
+    text = _driver_update(table, key, keys) if conn.dialect.name == "postgresql" else None
+    if text is None:
         conn.execute(_update(table, key), [{f"b_{key}": row[key], **row} for row in rows])
+        return
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(text, [(*(row[k] for k in keys), row[key]) for row in rows])
+
+
+def delete_rows(conn: Connection, table: Table, key: str, values: Sequence[Any]) -> None:
+    """Delete the rows of ``table`` whose ``key`` column holds one of ``values``."""
+    if not values:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(delete(table).where(table.c[key].in_(values)))
+        return
+    # One text whatever the number of values: prepared once, no SQLAlchemy compilation.
+    conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+        f'DELETE FROM "{table.name}" WHERE "{key}" = ANY(%s)', [list(values)])  # noqa: S608
+
+
+@cache
+def _driver_update(table: Table, key: str, keys: tuple[str, ...]) -> str | None:
+    """The update in psycopg's placeholders, or None where SQLAlchemy's bind processing is
+    needed (as ``_driver_insert``)."""
+    if _driver_insert(table, keys) is None:
+        return None
+    assignments = ", ".join(f'"{k}" = %s' for k in keys)
+    return f'UPDATE "{table.name}" SET {assignments} WHERE "{key}" = %s'  # noqa: S608 - our metadata
 
 
 @cache

@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, or_, select, tuple_
+from sqlalchemy import Connection, bindparam, or_, select, tuple_
 
-from mpi.bulk import insert_rows, update_rows
+from mpi.bulk import delete_rows, insert_rows, update_rows
 from mpi.locks import Rider, lock_identifiers, lock_patients, locked_prefetch
 from mpi.model import Identifier, Patient, RecordKey, SourceRecord
 from mpi.repository import MpiRepository
@@ -188,8 +188,7 @@ class SqlMpiRepository(MpiRepository):
             rows.extend({"record_id": record.id, "authority": a, "value": v, "type_code": t,
                          "patient_id": record.patient_id} for (a, v), t in current.items())
             self._stored_idents[record.id] = state
-        if stale:
-            self._conn.execute(delete(identifiers).where(identifiers.c.record_id.in_(stale)))
+        delete_rows(self._conn, identifiers, "record_id", stale)
         insert_rows(self._conn, identifiers, rows)
 
     # -- loading --------------------------------------------------------------------------
