@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python bench/bench_mllp.py [--messages 4000] [--connections 1,16]
                                            [--repeat N] [--baseline GIT-REF] [--journal off,encrypt]
+                                           [--writers 1,2]
 
 Prints one table. Every row uses the same client (asyncio, one task per connection, each
 sending its next message only after the previous ACK, as an EMR interface does) and the
@@ -16,7 +17,8 @@ before the clock starts, so every message locks and rewrites an existing patient
   ACK sent only after its message's transaction committed (group commit across connections),
   once per message-journal setting of ``--journal`` (default ``encrypt``, the shipped one:
   every message and its ACK sealed with AES-GCM and written in the commit of its effects;
-  ``keep``: stored as received; ``off``: ``journal.enabled: false``, the journal's reference).
+  ``keep``: stored as received; ``off``: ``journal.enabled: false``, the journal's reference);
+  and once per writer-thread count of ``--writers`` (``PORTALBRIDGE_WRITERS``), when given.
 - ``... before``: with ``--baseline REF``, the same for the code of that git commit (the
   engine before a change), extracted with ``git archive`` and run with this interpreter on
   a database of its own, in the same run, so the two stand side by side.
@@ -189,7 +191,7 @@ class Engine:
     is its message-journal setting (None: routing.yaml says nothing of it)."""
 
     def __init__(self, url: str, folder: Path, profile: Path | None, code: Path | None = None,
-                 journal: str | None = None) -> None:
+                 journal: str | None = None, writers: int | None = None) -> None:
         rules = folder / "routing.yaml"
         setting = {None: "", "off": "journal: {enabled: false}\n"}.get(
             journal, f"journal: {{payloads: {journal}}}\n")
@@ -198,6 +200,8 @@ class Engine:
         env = {**os.environ, "PORTALBRIDGE_DATABASE_URL": url, "PORTALBRIDGE_CONFIG": str(rules),
                "PORTALBRIDGE_MLLP_PORT": str(self.port), "PORTALBRIDGE_LOG_LEVEL": "WARNING",
                "PORTALBRIDGE_SECRET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
+        if writers is not None:
+            env["PORTALBRIDGE_WRITERS"] = str(writers)
         script = [str(Path(sys.executable).with_name("portalbridge"))]
         if code is not None:  # its own packages first on the path (the working folder)
             script = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())"]
@@ -282,6 +286,9 @@ def main() -> None:
                         help="run every row this many times, keep the best (default 1)")
     parser.add_argument("--baseline", metavar="GIT-REF",
                         help="also run the engine of this commit (before/after in one table)")
+    parser.add_argument("--writers", default="",
+                        help="writer threads to run this tree's engine with, one engine each "
+                             "(comma-separated, e.g. 1,2; default: the setting's default)")
     parser.add_argument("--journal", default="encrypt",
                         help="message-journal settings to run this tree's engine with, one engine "
                              "each: encrypt, keep, off (comma-separated; default encrypt)")
@@ -304,20 +311,28 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         engines: dict[str, Engine] = {}
         journals = args.journal.split(",")
-        sources: list[tuple[str, Path | None, Path | None, str | None]] = [
-            (f"portalbridge listen, journal {journal}" if len(journals) > 1 else "portalbridge listen",
-             None, args.profile if journal == journals[-1] else None, journal) for journal in journals]
+        writer_counts: list[int | None] = [int(w) for w in args.writers.split(",") if w] or [None]
+        sources: list[tuple[str, Path | None, Path | None, str | None, int | None]] = [
+            (_engine_label(journal if len(journals) > 1 else None,
+                           writers if len(writer_counts) > 1 else None),
+             None, args.profile if journal == journals[-1] else None, journal, writers)
+            for journal in journals for writers in writer_counts]
         if args.baseline:
             code = extract(args.baseline, Path(stack.enter_context(tempfile.TemporaryDirectory())))
-            sources.insert(0, (f"listen before ({args.baseline})", code, None, None))
-        for label, code, profile, journal in sources:
+            sources.insert(0, (f"listen before ({args.baseline})", code, None, None, None))
+        for label, code, profile, journal, writers in sources:
             database, drop_it = create_database("pb_bench")
             stack.callback(drop_it)
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            engines[label] = Engine(database, folder, profile, code, journal)
+            engines[label] = Engine(database, folder, profile, code, journal, writers)
             stack.callback(engines[label].stop)
         rows += engine_rows(engines, counts, args.messages, args.repeat)
     print_table(rows, args.messages)
+
+
+def _engine_label(journal: str | None, writers: int | None) -> str:
+    details = ([f"journal {journal}"] if journal else []) + ([f"{writers} writers"] if writers else [])
+    return ", ".join(["portalbridge listen", *details])
 
 
 def print_table(rows: list[Row], count: int) -> None:
