@@ -31,7 +31,7 @@ from sqlalchemy import Connection
 from mpi.tables import patients
 
 __all__ = ["LOCK_NAMESPACE", "PATIENTS_HOLDING", "Rider", "lock_identifiers", "lock_patients",
-           "locked_prefetch"]
+           "locked_prefetch", "text_array"]
 
 IdentKey = tuple[str, str]
 
@@ -79,8 +79,16 @@ def _driver(conn: Connection) -> Any:
 
 
 def _ident_params(idents: list[IdentKey]) -> dict[str, Any]:
-    return {"namespace": LOCK_NAMESPACE, "authorities": [a for a, _ in idents],
-            "ident_values": [v for _, v in idents]}
+    return {"namespace": LOCK_NAMESPACE, "authorities": text_array([a for a, _ in idents]),
+            "ident_values": text_array([v for _, v in idents])}
+
+
+def text_array(values: Sequence[str]) -> str:
+    """``values`` as a PostgreSQL array literal, for a parameter the statement casts to
+    ``text[]``: every element quoted, backslashes and quotes escaped. Built once per group
+    and sent as one string, it costs a few microseconds where psycopg's list adaptation took
+    36 for each statement that carries the group's identifiers (the prefetch has four)."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 
 
 def locked_prefetch(conn: Connection, idents: list[IdentKey],
@@ -122,4 +130,4 @@ def lock_identifiers(conn: Connection, idents: list[IdentKey]) -> None:
 
 def lock_patients(conn: Connection, patient_ids: list[str]) -> None:
     """Lock these patients' rows, in id order."""
-    _driver(conn).execute(_LOCK_PATIENTS, {"ids": sorted(patient_ids)})
+    _driver(conn).execute(_LOCK_PATIENTS, {"ids": text_array(sorted(patient_ids))})

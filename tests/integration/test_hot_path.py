@@ -12,7 +12,7 @@ from engine.handlers import MessageBus
 from engine.rules import parse_rules
 from engine.store.member_tables import members
 from engine.store.sql_uow import SqlUnitOfWork
-from mpi.locks import _INVOLVED, _LOCK_PATIENTS_HOLDING, LOCK_NAMESPACE
+from mpi.locks import _INVOLVED, _LOCK_PATIENTS_HOLDING, LOCK_NAMESPACE, text_array
 from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
 from tests.fakes import FixedClock, SequentialIds
 
@@ -95,3 +95,31 @@ def test_members_of_updated_patients_are_read_with_the_prefetch(database: Engine
     assert [o.events for o in outcomes] == [1, 0]
     if database.dialect.name == "postgresql":
         assert not [s for s in statements if "FROM members" in s]
+
+
+ODD_VALUES = ['a"b', "c\\d", "e,f", "{g}", "NULL", " spaced ", "", "ünï", "x\\\"y", "'q'"]
+
+
+def test_identifiers_travel_as_one_array_literal_each(pg_engine: Engine) -> None:
+    """The prefetch sends a group's identifiers as array literals it builds itself: every
+    value comes back from PostgreSQL exactly as it went in, whatever it holds."""
+    with pg_engine.connect() as conn:
+        driver: Any = conn.connection.driver_connection
+        row = driver.execute("SELECT %s::text[]", [text_array(ODD_VALUES)]).fetchone()
+        assert row[0] == ODD_VALUES
+        assert driver.execute("SELECT %s::text[]", [text_array([])]).fetchone()[0] == []
+
+
+def test_a_record_with_odd_identifier_values_is_found_again(database: Engine) -> None:
+    bus = MessageBus(parse_rules(RULES), FixedClock(), SequentialIds())
+    commands = [_upsert(value or "empty", control_id=f"o-{n}") for n, value in enumerate(ODD_VALUES)]
+    for round_ in ("create", "update"):
+        with SqlUnitOfWork(database) as uow:
+            bus.prefetch(commands, uow)
+            outcomes = [bus.handle(command, uow) for command in commands]
+            uow.commit()
+        assert all(o.status == "applied" for o in outcomes), round_
+        commands = [_upsert(value or "empty", family="Other", control_id=f"p-{n}")
+                    for n, value in enumerate(ODD_VALUES)]
+    with database.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM mpi_patients").scalar_one() == len(ODD_VALUES)
