@@ -12,6 +12,8 @@ from engine.handlers import MessageBus
 from engine.rules import parse_rules
 from engine.store.member_tables import members
 from engine.store.sql_uow import SqlUnitOfWork
+from engine.store.tables import inbound_messages
+from mpi.bulk import _chunk_sizes, insert_rows
 from mpi.locks import _INVOLVED, _LOCK_PATIENTS_HOLDING, LOCK_NAMESPACE, text_array
 from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
 from tests.fakes import FixedClock, SequentialIds
@@ -123,3 +125,16 @@ def test_a_record_with_odd_identifier_values_is_found_again(database: Engine) ->
                     for n, value in enumerate(ODD_VALUES)]
     with database.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM mpi_patients").scalar_one() == len(ODD_VALUES)
+
+
+def test_many_rows_go_in_chunks_of_powers_of_two(database: Engine) -> None:
+    """77 rows: multi-row inserts of 64, 8, 4 and 1 rows on PostgreSQL, every row stored."""
+    assert _chunk_sizes(77) == [64, 8, 4, 1] and _chunk_sizes(130) == [64, 64, 2]
+    at = datetime.now(UTC)
+    rows = [{"sender": "S", "control_id": f"c{n}", "channel": "mllp", "message_type": "ADT^A08",
+             "outcome": "applied", "patient_ids": "", "received_at": at} for n in range(77)]
+    with database.begin() as conn:
+        insert_rows(conn, inbound_messages, rows)
+    with database.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT control_id FROM inbound_messages").scalars().all()
+    assert sorted(stored) == sorted(row["control_id"] for row in rows)
