@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.domain.clock import Clock
-from engine.notifications import DeliveryFailed, Notification, NotificationSender
+from engine.notifications import Notification, NotificationSender
 from engine.store.database import is_sqlite
 from engine.store.errors import classify_store_error
 from engine.store.tables import notifications
@@ -30,6 +30,11 @@ from membership.tokens import SecretBox
 __all__ = ["Notifier", "NotifierPolicy"]
 
 log = logging.getLogger(__name__)
+
+#: One statement for a batch's results (an executemany): one round trip, not one per row.
+_RESULT = update(notifications).where(notifications.c.id == bindparam("row_id")).values(
+    status=bindparam("status"), attempts=bindparam("attempts"), sent_at=bindparam("sent_at"),
+    last_error=bindparam("last_error"), next_attempt_at=bindparam("next_attempt_at"))
 
 
 def _doubling(attempts: int) -> timedelta:
@@ -56,49 +61,63 @@ class Notifier:
         self._box = box
         self._clock = clock
         self.policy = policy or NotifierPolicy()
-        self.sent = 0
-        self.failed = 0
+        self.sent = 0  # delivered
+        self.failed = 0  # failed attempts, retried or not
+        self.dead = 0  # of which no more attempts will be made
 
     def pump(self) -> int:
-        """Deliver one batch of due rows; the number of rows claimed."""
+        """Deliver one batch of due rows; the number of rows claimed.
+
+        The claimed rows stay locked (``FOR UPDATE SKIP LOCKED``) until their results are
+        committed, so another notifier never takes them in the meantime; a crash before that
+        commit leaves them pending, to be sent once more with the same Message-ID.
+        """
         now = self._clock.now()
         try:
             with self._db.connect() as conn, conn.begin():
-                query = (select(notifications).where(
-                    notifications.c.status == "pending",
-                    or_(notifications.c.next_attempt_at.is_(None),
-                        notifications.c.next_attempt_at <= now))
-                    .order_by(notifications.c.created_at).limit(self.policy.batch_size))
-                if not is_sqlite(self._db):
-                    query = query.with_for_update(skip_locked=True)
-                rows = list(conn.execute(query).mappings())
-                for row in rows:
-                    conn.execute(update(notifications).where(notifications.c.id == row["id"])
-                                 .values(**self._deliver(row, now)))
+                rows = list(conn.execute(self._claim(now)).mappings())
+                results = self._deliver(rows, now)
+                if results:
+                    conn.execute(_RESULT, results)
         except SQLAlchemyError as exc:
             raise classify_store_error(exc) from exc
         return len(rows)
 
-    def _deliver(self, row: Any, now: datetime) -> dict[str, Any]:
-        attempts = row["attempts"] + 1
-        try:
-            self._sender.send(self._notification(row))
-        except DeliveryFailed as exc:
-            return self._failure(row, attempts, exc.reason, exc.permanent, now)
-        except ValueError as exc:  # a sealed value that cannot be opened: no retry helps
-            return self._failure(row, attempts, str(exc), True, now)
-        self.sent += 1
-        return {"status": "sent", "attempts": attempts, "sent_at": now, "last_error": None,
-                "next_attempt_at": None}
+    def _claim(self, now: datetime) -> Any:
+        query = (select(notifications).where(
+            notifications.c.status == "pending",
+            or_(notifications.c.next_attempt_at.is_(None), notifications.c.next_attempt_at <= now))
+            .order_by(notifications.c.created_at).limit(self.policy.batch_size))
+        return query if is_sqlite(self._db) else query.with_for_update(skip_locked=True)
 
-    def _failure(self, row: Any, attempts: int, reason: str, permanent: bool,
-                 now: datetime) -> dict[str, Any]:
+    def _deliver(self, rows: list[Any], now: datetime) -> list[dict[str, Any]]:
+        """Send the rows that open; each row's new values (``_RESULT``'s parameters)."""
+        results: list[dict[str, Any]] = []
+        opened: list[tuple[Any, Notification]] = []
+        for row in rows:
+            try:
+                opened.append((row, self._notification(row)))
+            except ValueError as exc:  # a sealed value that cannot be opened: no retry helps
+                results.append(self._failure(row, str(exc), True, now))
+        outcomes = self._sender.send_batch([notification for _row, notification in opened])
+        for (row, _notification), outcome in zip(opened, outcomes, strict=True):
+            if outcome is None:
+                self.sent += 1
+                results.append({"row_id": row["id"], "status": "sent", "attempts": row["attempts"] + 1,
+                                "sent_at": now, "last_error": None, "next_attempt_at": None})
+            else:
+                results.append(self._failure(row, outcome.reason, outcome.permanent, now))
+        return results
+
+    def _failure(self, row: Any, reason: str, permanent: bool, now: datetime) -> dict[str, Any]:
         self.failed += 1
+        attempts = row["attempts"] + 1
         dead = permanent or attempts >= self.policy.max_attempts
+        self.dead += dead
         log.warning("notifier: %s %s for member %s failed (attempt %d%s): %s", row["kind"],
                     row["id"], row["member_id"], attempts, ", now dead" if dead else "", reason)
-        return {"status": "dead" if dead else "pending", "attempts": attempts,
-                "last_error": reason[:2000],
+        return {"row_id": row["id"], "status": "dead" if dead else "pending", "attempts": attempts,
+                "sent_at": None, "last_error": reason[:2000],
                 "next_attempt_at": None if dead else now + self.policy.retry_delay(attempts)}
 
     def _notification(self, row: Any) -> Notification:
