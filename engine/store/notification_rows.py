@@ -109,7 +109,7 @@ class NotificationRows:
         try:
             with self._db.connect() as conn:
                 found: dict[str, int] = dict(
-                    conn.execute(select(state, func.count()).group_by(state)).tuples().all())
+                    conn.execute(select(state, func.count()).group_by(state)).all())
         except SQLAlchemyError as exc:
             raise classify_store_error(exc) from exc
         return {name: int(found.get(name, 0)) for name in DELIVERY_STATES}
