@@ -129,6 +129,16 @@ class NotificationRows:
         except SQLAlchemyError as exc:
             raise classify_store_error(exc) from exc
 
+    def get(self, notification: str) -> DeliveryRecord | None:
+        """One notification by id or Message-ID, or None."""
+        try:
+            with self._db.connect() as conn:
+                row = conn.execute(select(*_COLUMNS).where(
+                    notifications.c.id == notification_id(notification))).first()
+        except SQLAlchemyError as exc:
+            raise classify_store_error(exc) from exc
+        return _record(row) if row is not None else None
+
     def of_member(self, member_id: str, limit: int = 20) -> list[DeliveryRecord]:
         """The member's latest notifications, newest first (the Workbench's member details)."""
         return self.find(member_id=member_id, limit=limit)

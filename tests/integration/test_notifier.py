@@ -10,9 +10,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 
 from engine.notifications import Notification, NotificationSender
 from engine.secretbox import AesGcmBox
@@ -186,3 +187,50 @@ def test_dead_after_max_attempts_or_a_5xx_then_replayed_and_sent(
     assert [r.id for r in rows.replay(all_dead=True)] == [tired]
     bounced = rows.bounced(refused, "550 5.1.1 mailbox unavailable (from the bounce)")
     assert (bounced.state, bounced.reason) == ("bounced", "550 5.1.1 mailbox unavailable (from the bounce)")
+
+
+def test_notifications_list_and_replay_on_the_command_line(
+        database_url: str, database: Engine, rules_file: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+
+    monkeypatch.setenv("PORTALBRIDGE_CONFIG", str(rules_file))
+    monkeypatch.setenv("PORTALBRIDGE_DATABASE_URL", database_url)
+    ids = store(database, 3)
+    with database.begin() as conn:
+        conn.execute(update(notifications).where(notifications.c.id == ids[0]).values(
+            status="dead", attempts=8, last_error="recipient refused: 550 5.1.1 <<address>>"))
+        conn.execute(update(notifications).where(notifications.c.id == ids[1]).values(
+            attempts=1, last_error="cannot reach the SMTP server: Connection refused",
+            next_attempt_at=START + timedelta(seconds=30)))
+
+    def run(*args: str) -> tuple[int, list[str], str]:
+        code = main(["notifications", *args])
+        out, err = capsys.readouterr()
+        return code, out.splitlines(), err
+
+    code, out, _ = run("list", "--dead")
+    assert code == 0 and out[0] == "notifications: 1 queued, 1 failed, 0 sent, 1 dead, 0 bounced"
+    assert out[2].split("\t") == [ids[0], "mem-0", "activation_token", "email", "dead", "8",
+                                  "2026-03-04T15:00:00+00:00", "-",
+                                  "recipient refused: 550 5.1.1 <<address>>"]
+    printed = "\n".join(out)
+    assert "@example.org" not in printed and "TOKEN" not in printed  # no address, no token
+    code, out, _ = run("list", "--state", "failed")
+    assert [line.split("\t")[4] for line in out[2:]] == ["failed"]
+    assert main(["notifications", "replay", "--reason", "no ids"]) == 2  # names nothing
+    capsys.readouterr()
+    code, out, err = run("replay", ids[0], ids[2], "--reason", "the mailbox is fixed")
+    assert code == 1 and out == ["1 notification(s) pending again; the notifier sends them with "
+                                 "their Message-IDs unchanged"]
+    assert ids[2] in err and "not replayed" in err  # queued: nothing to replay
+    code, out, _ = run("list")
+    assert out == ["notifications: 2 queued, 1 failed, 0 sent, 0 dead, 0 bounced"]
+    code, out, err = run("bounce", message_id(ids[0]), "--reason", "550 mailbox unavailable")
+    assert code == 2 and "not sent" in err
+    assert main(["audit", "--member", "mem-0"]) == 0
+    entries = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(e[3], e[4], e[7]) for e in entries] == [
+        ("notification.bounce", "refused", "550 mailbox unavailable (refused: notification "
+         f"{ids[0]} is queued, not sent: only a sent notification can bounce)"),
+        ("notification.replay", "success", "the mailbox is fixed")]
