@@ -167,7 +167,8 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
         on_commit=metrics.observe_commit)
     sources = RuntimeSources(clock=clock, commits=committer.stats, journal=journal,
                              outbox_counts=lambda: count_by_status(database),
-                             oldest_pending=lambda: oldest_pending(database))
+                             oldest_pending=lambda: oldest_pending(database),
+                             notification_counts=NotificationRows(database).counts)
     watch_runtime(metrics, sources)
     hashers = hashers_for(policies.password, random)
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hashing")
@@ -429,7 +430,10 @@ def notifier(runtime: Runtime) -> Notifier:
                           now=runtime.clock.now)
     rules = runtime.rules.notifications
     policy = NotifierPolicy(max_attempts=rules.max_attempts, retry_delay=rules.retry.delay)
-    return Notifier(runtime.database, sender, runtime.box, runtime.clock, policy)
+    made = Notifier(runtime.database, sender, runtime.box, runtime.clock, policy)
+    runtime.sources.notifier_counts = lambda: {"sent": made.sent, "failed": made.failed,
+                                               "dead": made.dead}
+    return made
 
 
 def letter_desk(runtime: Runtime) -> LetterDesk:

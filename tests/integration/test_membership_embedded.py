@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from engine.store.tables import members, notifications, outbox
@@ -146,4 +147,13 @@ def test_the_token_received_by_the_smtp_server_activates_the_account_over_http(
         assert done.status_code == 200, done.text
         assert done.json()["membership_status"] == "active"
         assert "ann.smtp" in received("registration_complete").body("plain")
+
+        def sample(name: str, **labels: str) -> float | None:
+            text = httpx.get(f"{engine.http}/metrics").text
+            return next((s.value for f in text_string_to_metric_families(text) for s in f.samples
+                         if s.name == name and s.labels == labels), None)
+
+        _wait(lambda: sample("portalbridge_notifications", delivery="sent") == 2)
+        assert sample("portalbridge_notifications", delivery="dead") == 0
+        assert sample("portalbridge_notifier_attempts_total", result="sent") == 2
     assert len(smtp_server.received) == 2  # each notification once
