@@ -31,9 +31,9 @@ __all__ = ["Notifier", "NotifierPolicy"]
 
 log = logging.getLogger(__name__)
 
-#: One statement for a batch's results (an executemany): one round trip, not one per row.
-_RESULT = update(notifications).where(notifications.c.id == bindparam("row_id")).values(
-    status=bindparam("status"), attempts=bindparam("attempts"), sent_at=bindparam("sent_at"),
+#: The failures of a batch, in one executemany (sent rows take one UPDATE ... WHERE id IN).
+_FAILURE = update(notifications).where(notifications.c.id == bindparam("row_id")).values(
+    status=bindparam("status"), attempts=bindparam("attempts"),
     last_error=bindparam("last_error"), next_attempt_at=bindparam("next_attempt_at"))
 
 
@@ -76,9 +76,13 @@ class Notifier:
         try:
             with self._db.connect() as conn, conn.begin():
                 rows = list(conn.execute(self._claim(now)).mappings())
-                results = self._deliver(rows, now)
-                if results:
-                    conn.execute(_RESULT, results)
+                sent, failures = self._deliver(rows, now)
+                if sent:  # the usual outcome: one statement for the batch
+                    conn.execute(update(notifications).where(notifications.c.id.in_(sent)).values(
+                        status="sent", attempts=notifications.c.attempts + 1, sent_at=now,
+                        last_error=None, next_attempt_at=None))
+                if failures:
+                    conn.execute(_FAILURE, failures)
         except SQLAlchemyError as exc:
             raise classify_store_error(exc) from exc
         return len(rows)
@@ -90,24 +94,24 @@ class Notifier:
             .order_by(notifications.c.created_at).limit(self.policy.batch_size))
         return query if is_sqlite(self._db) else query.with_for_update(skip_locked=True)
 
-    def _deliver(self, rows: list[Any], now: datetime) -> list[dict[str, Any]]:
-        """Send the rows that open; each row's new values (``_RESULT``'s parameters)."""
-        results: list[dict[str, Any]] = []
+    def _deliver(self, rows: list[Any], now: datetime) -> tuple[list[str], list[dict[str, Any]]]:
+        """Send the rows that open: the ids sent, and the failures' new values."""
+        sent: list[str] = []
+        failures: list[dict[str, Any]] = []
         opened: list[tuple[Any, Notification]] = []
         for row in rows:
             try:
                 opened.append((row, self._notification(row)))
             except ValueError as exc:  # a sealed value that cannot be opened: no retry helps
-                results.append(self._failure(row, str(exc), True, now))
+                failures.append(self._failure(row, str(exc), True, now))
         outcomes = self._sender.send_batch([notification for _row, notification in opened])
         for (row, _notification), outcome in zip(opened, outcomes, strict=True):
             if outcome is None:
-                self.sent += 1
-                results.append({"row_id": row["id"], "status": "sent", "attempts": row["attempts"] + 1,
-                                "sent_at": now, "last_error": None, "next_attempt_at": None})
+                sent.append(row["id"])
             else:
-                results.append(self._failure(row, outcome.reason, outcome.permanent, now))
-        return results
+                failures.append(self._failure(row, outcome.reason, outcome.permanent, now))
+        self.sent += len(sent)
+        return sent, failures
 
     def _failure(self, row: Any, reason: str, permanent: bool, now: datetime) -> dict[str, Any]:
         self.failed += 1
@@ -117,7 +121,7 @@ class Notifier:
         log.warning("notifier: %s %s for member %s failed (attempt %d%s): %s", row["kind"],
                     row["id"], row["member_id"], attempts, ", now dead" if dead else "", reason)
         return {"row_id": row["id"], "status": "dead" if dead else "pending", "attempts": attempts,
-                "sent_at": None, "last_error": reason[:2000],
+                "last_error": reason[:2000],
                 "next_attempt_at": None if dead else now + self.policy.retry_delay(attempts)}
 
     def _notification(self, row: Any) -> Notification:
