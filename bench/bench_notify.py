@@ -9,8 +9,9 @@ Side by side in one run, against the same server process on loopback:
   and ``send_batch`` of each chunk (rendering the next message while the server answers);
 * the notifier (``portalbridge notifier``'s loop): the same notifications as rows of a
   PostgreSQL database (tokens sealed, as the membership writes them), claimed ``FOR UPDATE
-  SKIP LOCKED`` in batches of 100, opened, rendered, sent and marked sent. Each chunk's rows
-  are committed before its timing starts.
+  SKIP LOCKED`` in batches of 100, opened, rendered, sent and marked sent (each batch's
+  results committed on the notifier's second thread while the next batch is sent, as
+  ``portalbridge notifier`` runs). Each chunk's rows are committed before its timing starts.
 
 Two servers are measured, each in its own process so that client and server do not share
 an interpreter: aiosmtpd (the test suite's server) and a minimal asyncio SMTP sink that
@@ -210,13 +211,15 @@ class NotifierLoop:
         self.store(numbers)
         started = time.perf_counter()
         sent = 0
-        while claimed := self.notifier.pump():
+        while claimed := self.notifier.start_batch():  # as ``portalbridge notifier`` runs
             sent += claimed
+        self.notifier.finish()
         elapsed = time.perf_counter() - started
         assert sent == len(numbers) and self.notifier.failed == 0, (sent, self.notifier.failed)
         return elapsed
 
     def close(self) -> None:
+        self.notifier.close()
         self.sender.close()
         self.database.dispose()
 

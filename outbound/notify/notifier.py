@@ -3,8 +3,10 @@ through a ``NotificationSender`` and records the result.
 
 A failed delivery is retried after a capped exponential delay; a permanent failure, or
 ``max_attempts`` temporary ones, makes the row ``dead`` (kept, with its last error). On
-PostgreSQL rows are claimed ``FOR UPDATE SKIP LOCKED``, so several notifiers share the work;
-on SQLite one notifier runs (``serve`` starts it).
+PostgreSQL rows are claimed ``FOR UPDATE SKIP LOCKED`` and stay locked until their results
+are committed, so several notifiers share the work and never send a row twice while they
+run; a batch's results are committed on a second thread while the next batch is sent. On
+SQLite one notifier runs (``serve`` starts it) and commits each batch before the next.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, RootTransaction, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.domain.clock import Clock
@@ -64,28 +67,79 @@ class Notifier:
         self.sent = 0  # delivered
         self.failed = 0  # failed attempts, retried or not
         self.dead = 0  # of which no more attempts will be made
+        self._recorder = None if is_sqlite(database) else \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifier-record")
+        self._recording: Future[None] | None = None
 
     def pump(self) -> int:
-        """Deliver one batch of due rows; the number of rows claimed.
+        """Deliver one batch of due rows, its results committed; the number of rows claimed.
 
         The claimed rows stay locked (``FOR UPDATE SKIP LOCKED``) until their results are
         committed, so another notifier never takes them in the meantime; a crash before that
         commit leaves them pending, to be sent once more with the same Message-ID.
         """
+        claimed = self.start_batch()
+        self.finish()
+        return claimed
+
+    def start_batch(self) -> int:
+        """Claim and deliver one batch; the number of rows claimed.
+
+        On PostgreSQL its results are written and committed on the notifier's second thread
+        while the caller claims and sends the next batch (whose claim skips these rows: they
+        stay locked until that commit), so the database's work overlaps the mail server's.
+        Before a batch's results are queued, the previous batch's are committed (``finish``).
+        On SQLite, which has no SKIP LOCKED, they are committed before this returns.
+        """
         now = self._clock.now()
+        conn = self._db.connect()
         try:
-            with self._db.connect() as conn, conn.begin():
-                rows = list(conn.execute(self._claim(now)).mappings())
-                sent, failures = self._deliver(rows, now)
-                if sent:  # the usual outcome: one statement for the batch
-                    conn.execute(update(notifications).where(notifications.c.id.in_(sent)).values(
-                        status="sent", attempts=notifications.c.attempts + 1, sent_at=now,
-                        last_error=None, next_attempt_at=None))
-                if failures:
-                    conn.execute(_FAILURE, failures)
+            transaction = conn.begin()
+            rows = list(conn.execute(self._claim(now)).mappings())
+            sent, failures = self._deliver(rows, now)
+        except BaseException as exc:
+            conn.close()  # rolls back: the rows are pending again, unlocked
+            if isinstance(exc, SQLAlchemyError):
+                raise classify_store_error(exc) from exc
+            raise
+        self.finish()
+        if self._recorder is None:
+            self._record(conn, transaction, sent, failures, now)
+        else:
+            self._recording = self._recorder.submit(self._record, conn, transaction, sent,
+                                                    failures, now)
+        return len(rows)
+
+    def finish(self) -> None:
+        """Wait until the results of the last batch are committed (raising why they were not)."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            recording.result()
+
+    def close(self) -> None:
+        """Commit what is being recorded and stop the second thread."""
+        try:
+            self.finish()
+        finally:
+            if self._recorder is not None:
+                self._recorder.shutdown()
+
+    @staticmethod
+    def _record(conn: Connection, transaction: RootTransaction, sent: list[str],
+                failures: list[dict[str, Any]], now: datetime) -> None:
+        """Write a batch's results and commit, releasing its rows."""
+        try:
+            if sent:  # the usual outcome: one statement for the batch
+                conn.execute(update(notifications).where(notifications.c.id.in_(sent)).values(
+                    status="sent", attempts=notifications.c.attempts + 1, sent_at=now,
+                    last_error=None, next_attempt_at=None))
+            if failures:
+                conn.execute(_FAILURE, failures)
+            transaction.commit()
         except SQLAlchemyError as exc:
             raise classify_store_error(exc) from exc
-        return len(rows)
+        finally:
+            conn.close()
 
     def _claim(self, now: datetime) -> Any:
         query = (select(notifications).where(
@@ -138,14 +192,19 @@ class Notifier:
 
     def run(self, stop: threading.Event, on_cycle: Callable[[], None] | None = None) -> None:
         """Deliver until ``stop`` is set; a database outage is waited out."""
-        while not stop.is_set():
-            if on_cycle is not None:
-                on_cycle()
-            try:
-                claimed = self.pump()
-            except Exception as exc:  # noqa: BLE001 - a database outage: wait and try again
-                log.warning("notifier: %s; retrying", getattr(exc, "reason", exc))
-                claimed = 0
-                stop.wait(5.0)
-            if claimed < self.policy.batch_size:
-                stop.wait(self.policy.poll_interval)
+        try:
+            while not stop.is_set():
+                if on_cycle is not None:
+                    on_cycle()
+                try:
+                    claimed = self.start_batch()
+                    if claimed < self.policy.batch_size:
+                        self.finish()  # caught up: commit before waiting for more
+                except Exception as exc:  # noqa: BLE001 - a database outage: wait and try again
+                    log.warning("notifier: %s; retrying", getattr(exc, "reason", exc))
+                    claimed = 0
+                    stop.wait(5.0)
+                if claimed < self.policy.batch_size:
+                    stop.wait(self.policy.poll_interval)
+        finally:
+            self.close()
