@@ -201,3 +201,32 @@ def test_activation_letters_owed_printed_audited_and_the_token_in_them_activates
         assert prints == [("cli", "success", "Monday run"), ("staff", "success", "member at the desk"),
                           ("staff", "refused", "again | refused: member " + paper + " is active: "
                            "only a pending member has an activation token to print")]
+
+
+def test_the_letter_carries_the_passphrase_only_when_the_policy_sends_it_and_one_was_sealed(
+        database_url: str, tmp_path: Path) -> None:
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(RULES.replace("  point_of_care_email: accept_user_supplied",
+                                   "  point_of_care_email: accept_user_supplied\n"
+                                   "  passphrase: {send_with_token: true}"), encoding="utf-8")
+    mail = tmp_path / "mail"
+    with running_engine(database_url, rules, frozenset({"listen", "notifier"}),
+                        mail_url=f"file://{mail}") as engine:
+        conn = MllpConnection(engine.mllp_port)
+        assert msa(conn.exchange(registration("P1", "7101", email_address="")))[1] == "AA"
+        assert msa(conn.exchange(registration("P2", "7102", email_address="")))[1] == "AA"
+        conn.close()
+        client, auth = _client(engine.runtime)
+        enroller = auth[Role.DIRECT_ENROLLMENT_USER]
+        with client:
+            ids = [client.post("/workbench/enrollments", headers=enroller, json={
+                "identifier": identifier, "passphrase": "river-stone-7",
+                "passphrase_repeated": "river-stone-7", **extra}).json()["member_id"]
+                for identifier, extra in (("GHH|7101", {"email": "mailed@example.org"}),
+                                          ("GHH|7102", {}))]
+            wait_for_mail(mail, "activation_token")
+            texts = [_pdf_text(client.get(f"/workbench/members/{member}/activation-letter",
+                                          params={"reason": "lost"}, headers=enroller).content)
+                     for member in ids]
+    assert "river-stone-7" in texts[0]  # sealed in the enrollment's notification
+    assert "river-stone-7" not in texts[1] and "passphrase" not in texts[1].lower()  # none sent
