@@ -96,18 +96,26 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
         page = await deps.read(deps.queries.page, status, patient_ids, limit, offset)
         return {"total": page.total, "members": [member_details(m) for m in page.members]}
 
+    async def with_delivery(member: Member) -> dict[str, Any]:
+        """The details, and how the member's latest notifications were delivered."""
+        found = member_details(member)
+        if deps.notifications is not None:
+            records = await deps.read(deps.notifications.of_member, member.id)
+            found["notifications"] = [record.to_dict() for record in records]
+        return found
+
     @router.get("/{member_id}")
     async def details(member_id: str, *, principal: StaffPrincipal = manager) -> dict[str, Any]:
         member = await deps.read(deps.queries.get, member_id)
         if member is None:
             raise deps.not_found(f"member {member_id}")
-        return member_details(member)
+        return await with_delivery(member)
 
     async def answer(member_id: str) -> dict[str, Any]:
         member = await deps.read(deps.queries.get, member_id)
         if member is None:  # pragma: no cover - the command just found it
             raise deps.not_found(f"member {member_id}")
-        return member_details(member)
+        return await with_delivery(member)
 
     @router.post("/{member_id}/token/resend")
     async def resend(member_id: str, body: ReasonBody | None = None, *,
