@@ -14,13 +14,20 @@ __all__ = [
     "ActivationRefused",
     "MemberActivated",
     "MemberDeactivated",
+    "ContactChanged",
     "MemberEnrolled",
     "MemberEvent",
+    "MemberLocked",
+    "MemberUnlocked",
+    "OtpIssued",
+    "OtpRefused",
+    "PasswordExpired",
     "MemberReactivated",
     "PasswordChanged",
     "PasswordHashUpgraded",
     "PasswordResetRequested",
     "PreferencesChanged",
+    "SignInRefused",
     "TokenRegenerated",
     "TokenRenewed",
     "TokenResent",
@@ -111,3 +118,56 @@ class PasswordChanged(MemberEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PasswordHashUpgraded(MemberEvent):
     action: ClassVar[str] = "password.rehash"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignInRefused(MemberEvent):
+    """A sign-in with a wrong password (``reason`` says so; audit only)."""
+
+    action: ClassVar[str] = "member.sign_in"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberLocked(MemberEvent):
+    """Failed sign-ins locked the account, until ``locked_until`` (None: until a reset)."""
+
+    action: ClassVar[str] = "member.lock"
+    locked_until: datetime | None
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberUnlocked(MemberEvent):
+    """The lock ended: its time was over, a password reset or a staff member cleared it."""
+
+    action: ClassVar[str] = "member.unlock"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OtpIssued(MemberEvent):
+    """A two-factor code was sent (the code itself travels beside the event, never in it)."""
+
+    action: ClassVar[str] = "member.otp"
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OtpRefused(MemberEvent):
+    action: ClassVar[str] = "member.otp"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordExpired(MemberEvent):
+    """The password passed its maximum age and was deactivated: it must be changed."""
+
+    action: ClassVar[str] = "password.expire"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactChanged(MemberEvent):
+    """The member's e-mail or mobile changed; the old address is told (channel, recipient)."""
+
+    action: ClassVar[str] = "member.contact"
+    channel: str  # "email" or "sms"
+    old_recipient: str
+    old_carrier: str = ""

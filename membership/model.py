@@ -15,6 +15,8 @@ from enum import StrEnum
 
 from membership import events as ev
 from membership.errors import AlreadyEnrolled, PolicyViolation, TransitionRefused
+from membership.lockout import Lockout, LockoutState
+from membership.otp import OtpChallenge, OtpCheck
 from membership.policies import ThrottlePolicy
 from membership.tokens import ActivationToken
 
@@ -23,6 +25,7 @@ __all__ = [
     "EnrollmentStatus",
     "Member",
     "MembershipStatus",
+    "PostalAddress",
     "Preferences",
     "refuse_duplicate",
     "require_reason",
@@ -66,6 +69,17 @@ class Preferences:
     @property
     def wants_text(self) -> bool:
         return self.communication is not Communication.EMAIL and bool(self.mobile)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostalAddress:
+    """Where printed letters go, as the member gave it in the portal profile (4.3)."""
+
+    lines: tuple[str, ...] = ()
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    country: str = ""
 
 
 def require_reason(reason: str) -> str:
@@ -119,6 +133,10 @@ class Member:
     password_changed_at: datetime | None = None
     reset: ActivationToken | None = None
     activated_at: datetime | None = None
+    lockout: LockoutState = field(default_factory=LockoutState)
+    otp: OtpChallenge | None = None
+    password_expired_at: datetime | None = None  # deactivated by the scheduler (max age)
+    address: PostalAddress | None = None  # the member's own, from the portal profile
     version: int = 0
     events: list[ev.MemberEvent] = field(default_factory=list)
 
@@ -266,7 +284,12 @@ class Member:
             raise TransitionRefused(refusal)
         self._set_password(password_hash, now, history=history)
         self.reset = None
+        self.otp = None
+        self.password_expired_at = None
         self._record(ev.PasswordChanged, now, self.id)
+        if self.lockout.has_lock:  # a reset is how a member unlocks (5.2), timed or not
+            self._record(ev.MemberUnlocked, now, self.id, reason="password reset")
+        self.lockout = Lockout.cleared()
 
     def upgrade_password_hash(self, *, expected: str, new_hash: str, now: datetime) -> bool:
         """Store a rehash made at sign-in, unless the password changed meanwhile."""
@@ -283,8 +306,97 @@ class Member:
         self.password_changed_at = now
 
     def password_expired(self, now: datetime, expire_after: timedelta | None) -> bool:
+        """Deactivated by the scheduler, or older than the maximum age: change it to sign in."""
+        if self.password_expired_at is not None:
+            return True
         changed = self.password_changed_at
         return expire_after is not None and changed is not None and now - changed > expire_after
+
+    def deactivate_expired_password(self, *, now: datetime, expire_after: timedelta) -> bool:
+        """The scheduler's "deactivate expired passwords": mark it once; True when marked."""
+        if self.password_expired_at is not None or self.password_hash is None \
+                or not self.password_expired(now, expire_after):
+            return False
+        self.password_expired_at = now
+        self._record(ev.PasswordExpired, now, "system:scheduler",
+                     reason=f"older than {expire_after}")
+        return True
+
+    # -- sign-in: lockout and two-factor codes (5.2, 5.3) -----------------------------------
+
+    def sign_in_failed(self, *, now: datetime, lockout: Lockout) -> None:
+        """A wrong password: counted by the lockout mechanisms, which may lock the account."""
+        self.end_lock_if_over(now)
+        self.lockout, lock = lockout.failed(self.lockout, now)
+        self._record(ev.SignInRefused, now, self.id, reason="wrong password")
+        if lock is not None:
+            self._record(ev.MemberLocked, now, self.id, locked_until=lock.until,
+                         mechanism=lock.mechanism,
+                         reason=f"{lock.mechanism} lockout after failed sign-ins")
+
+    def sign_in_succeeded(self, *, now: datetime) -> None:
+        """Valid credentials while not locked: the failures are forgotten."""
+        self.end_lock_if_over(now)
+        self.lockout = Lockout.succeeded(self.lockout, now)
+
+    def end_lock_if_over(self, now: datetime) -> bool:
+        """Forget a timed lock whose time is over (``member.unlocked``); True when it did."""
+        if not self.lockout.lock_ended(now):
+            return False
+        self.lockout = Lockout.cleared()
+        self._record(ev.MemberUnlocked, now, "system:lockout", reason="the lock period ended")
+        return True
+
+    def unlock(self, *, reason: str, now: datetime, actor: str) -> None:
+        """A Member Account Manager clears a lock (and the failures), with a reason."""
+        reason = require_reason(reason)
+        if not self.lockout.locked(now):
+            raise TransitionRefused("the account is not locked")
+        self.lockout = Lockout.cleared()
+        self._record(ev.MemberUnlocked, now, actor, reason=reason)
+
+    def issue_otp(self, *, challenge: OtpChallenge, now: datetime) -> None:
+        """A new two-factor challenge replaces the old one (whose code stops working)."""
+        self.otp = challenge
+        self._record(ev.OtpIssued, now, self.id, expires_at=challenge.expires_at)
+
+    def check_otp(self, *, challenge: str, code: str, now: datetime, max_attempts: int) -> OtpCheck:
+        """Accept the code once, within its lifetime, in at most ``max_attempts`` tries."""
+        current = self.otp
+        if current is None:
+            return self._otp_refused(OtpCheck(False, "no challenge is open", spent=True), now)
+        if current.expired(now):
+            self.otp = None
+            return self._otp_refused(OtpCheck(False, "the code expired", spent=True), now)
+        if current.matches(challenge, code):
+            self.otp = None  # single use
+            return OtpCheck(True)
+        self.otp = current.attempted()
+        spent = self.otp.attempts >= max_attempts
+        if spent:
+            self.otp = None
+        return self._otp_refused(OtpCheck(False, "wrong code", spent=spent), now)
+
+    def _otp_refused(self, check: OtpCheck, now: datetime) -> OtpCheck:
+        self._record(ev.OtpRefused, now, self.id, reason=check.reason)
+        return check
+
+    # -- the portal profile (4.3) -----------------------------------------------------------
+
+    def update_profile(self, *, preferences: Preferences, address: PostalAddress | None,
+                       now: datetime) -> None:
+        """The member's own change: audited; a changed e-mail or mobile tells the old one."""
+        old = self.preferences
+        for channel, before, after in (("email", old.email, preferences.email),
+                                       ("sms", old.mobile, preferences.mobile)):
+            if before and before != after:
+                self._record(ev.ContactChanged, now, self.id, channel=channel, old_recipient=before,
+                             old_carrier=old.carrier if channel == "sms" else "")
+        if address is not None and address != self.address:
+            self.address = address
+            self._record(ev.PreferencesChanged, now, self.id, fields=("address",))
+        if preferences != old:
+            self.update_preferences(preferences=preferences, reason="", now=now, actor=self.id)
 
     # -- events -------------------------------------------------------------------------------
 
