@@ -153,7 +153,8 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                       notify_password_change=policies.password.notify_on_change,
                       audit=audit_member_event)
     members = MemberHandlers(MemberServices(policies=policies, clock=clock, ids=ids, random=random,
-                                            box=box, effects=effects, channels=rules.notifications))
+                                            box=box, effects=effects, channels=rules.notifications,
+                                            lockout=rules.membership.lockout.mechanisms()))
     journal = JournalWriter(enabled=rules.journal.enabled, observe=metrics.observe_entry)
     bus, writer = MessageBus(rules, clock, ids, members), WriterConnection(database)
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.

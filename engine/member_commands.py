@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Literal
 
 from engine.commands import MessageOrigin
-from membership.model import Communication
+from membership.model import Communication, PostalAddress
 from membership.policies import EnrollmentMode
 
 __all__ = [
@@ -26,8 +26,14 @@ __all__ = [
     "MemberCommand",
     "MemberView",
     "RequestPasswordReset",
+    "SignIn",
+    "SignInResult",
+    "SweepCredentials",
+    "UnlockMember",
     "UpdatePreferences",
+    "UpdateProfile",
     "UpgradePasswordHash",
+    "VerifyOtp",
 ]
 
 
@@ -141,9 +147,73 @@ class UpgradePasswordHash:
     new_hash: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignIn:
+    """A sign-in whose password was verified on the hashing pool against ``checked_against``
+    (``new_hash``: the same password hashed with the current hasher, when it must be upgraded).
+    Sent when something must be written: a failure, a lock, a challenge, an upgrade."""
+
+    origin: MessageOrigin
+    member_id: str
+    verified: bool
+    checked_against: str
+    new_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyOtp:
+    """The second step of a two-factor sign-in: the challenge id and the code received."""
+
+    origin: MessageOrigin
+    challenge: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateProfile:
+    """The member's own profile change (4.3): only the fields the policy lets them change."""
+
+    origin: MessageOrigin
+    member_id: str
+    preferences: PreferenceInput
+    address: PostalAddress | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnlockMember:
+    """A Member Account Manager clears a lock, with a reason."""
+
+    origin: MessageOrigin
+    member_id: str
+    reason: str
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepCredentials:
+    """The scheduler: mark these members' expired passwords, or end their timed locks."""
+
+    origin: MessageOrigin
+    action: Literal["expire_passwords", "end_locks"]
+    member_ids: tuple[str, ...]
+
+
 MemberCommand = (EnrollPatient | ActivateMember | ManageToken | ChangeMembershipStatus
                  | UpdatePreferences | RequestPasswordReset | CompletePasswordReset
-                 | UpgradePasswordHash)
+                 | UpgradePasswordHash | SignIn | VerifyOtp | UpdateProfile | UnlockMember
+                 | SweepCredentials)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignInResult:
+    """What a sign-in step came to. ``challenge`` (two-factor) and ``change_token`` (an
+    expired password) are secrets for the caller's answer only, never stored in clear."""
+
+    result: Literal["signed_in", "refused", "locked", "challenge", "inactive", "expired"]
+    member_id: str = ""
+    locked_until: datetime | None = None
+    challenge: str = ""
+    change_token: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -144,7 +144,7 @@ class LockRuleModel(_Strict):
 
     def value(self, time_based: bool) -> LockRule:
         return LockRule(failures=self.failures, window=self.window if time_based else None,
-                        lock=None if self.lock == "indefinite" else self.lock)  # type: ignore[arg-type]
+                        lock=None if self.lock == "indefinite" else self.lock)
 
 
 _BUILT_IN = LockoutMessages()

@@ -12,18 +12,18 @@ from typing import ClassVar
 
 __all__ = [
     "ActivationRefused",
+    "ContactChanged",
     "MemberActivated",
     "MemberDeactivated",
-    "ContactChanged",
     "MemberEnrolled",
     "MemberEvent",
     "MemberLocked",
+    "MemberReactivated",
     "MemberUnlocked",
     "OtpIssued",
     "OtpRefused",
-    "PasswordExpired",
-    "MemberReactivated",
     "PasswordChanged",
+    "PasswordExpired",
     "PasswordHashUpgraded",
     "PasswordResetRequested",
     "PreferencesChanged",
@@ -108,6 +108,7 @@ class PreferencesChanged(MemberEvent):
 class PasswordResetRequested(MemberEvent):
     action: ClassVar[str] = "password.reset"
     expires_at: datetime
+    notify: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -261,12 +261,15 @@ class Member:
         self._record(ev.PreferencesChanged, now, actor, reason=reason, fields=changed)
 
     def request_password_reset(self, *, reset: ActivationToken, now: datetime, actor: str,
-                               reason: str = "") -> None:
+                               reason: str = "", notify: bool = True) -> None:
+        """A new single-use reset token replaces any earlier one. ``notify`` False: the token
+        goes straight to the member who proved the password (an expired one), not by mail."""
         if self.membership_status is not MembershipStatus.ACTIVE or self.password_hash is None:
             raise TransitionRefused(f"a password reset needs an active member; this member is "
                                     f"{self.membership_status.value}")
         self.reset = reset
-        self._record(ev.PasswordResetRequested, now, actor, reason=reason, expires_at=reset.expires_at)
+        self._record(ev.PasswordResetRequested, now, actor, reason=reason, expires_at=reset.expires_at,
+                     notify=notify)
 
     def reset_refusal(self, *, token: str, now: datetime) -> str | None:
         if self.reset is None or not self.reset.matches(token):
@@ -333,6 +336,11 @@ class Member:
             self._record(ev.MemberLocked, now, self.id, locked_until=lock.until,
                          mechanism=lock.mechanism,
                          reason=f"{lock.mechanism} lockout after failed sign-ins")
+
+    def sign_in_while_locked(self, *, verified: bool, now: datetime) -> None:
+        """Any sign-in while locked is refused and not counted (audited with the truth)."""
+        self._record(ev.SignInRefused, now, self.id, reason="locked; the password was "
+                     + ("correct" if verified else "wrong"))
 
     def sign_in_succeeded(self, *, now: datetime) -> None:
         """Valid credentials while not locked: the failures are forgotten."""
