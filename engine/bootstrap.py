@@ -53,6 +53,7 @@ from engine.store.errors import classify_store_error
 from engine.store.journal import PayloadPolicy, SqlJournalStore
 from engine.store.member_queries import MemberQueries
 from engine.store.migrate import pending_revision, upgrade
+from engine.store.sessions import SessionStore
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
 from engine.store.staff import SqlStaffDirectory
 from inbound.amqp_dispatch import PartitionDispatcher, patient_key
@@ -123,11 +124,13 @@ class Runtime:
     hashers: Hashers
     intake: EnrollmentIntake
     pool: ThreadPoolExecutor  # slow hashing, never on the writer thread or the event loop
+    sessions: SessionStore
     journal: JournalWriter
     messages: JournalStore
     metrics: EngineMetrics
     sources: RuntimeSources  # what /metrics reads when scraped
     bound_ports: dict[str, int] = field(default_factory=dict)
+    decoy: str | None = None  # see ``decoy_hash``
 
 
 def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
@@ -176,7 +179,8 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                    staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock),
                    members=MemberQueries(database.connect), box=box, random=random,
                    hashers=hashers, intake=EnrollmentIntake(policies, hashers, random, pool),
-                   pool=pool, journal=journal, messages=SqlJournalStore(database, payloads),
+                   pool=pool, sessions=SessionStore(database, random, policies.sessions),
+                   journal=journal, messages=SqlJournalStore(database, payloads),
                    metrics=metrics, sources=sources)
 
 
@@ -304,7 +308,9 @@ def http_app(runtime: Runtime) -> FastAPI:
                             clock=runtime.clock, journal=runtime.journal)
     portal = PortalDependencies(apply=runtime.committer.apply, queries=runtime.members,
                                 hashers=runtime.hashers, pool=runtime.pool,
-                                policies=runtime.rules.membership.policies(), clock=runtime.clock)
+                                policies=runtime.rules.membership.policies(), clock=runtime.clock,
+                                sessions=runtime.sessions, search=runtime.search,
+                                decoy_hash=decoy_hash(runtime))
     membership = MembershipHttp(apply=runtime.committer.apply, queries=runtime.members,
                                 search=runtime.search, intake=runtime.intake, pool=runtime.pool,
                                 audit=runtime.audit, clock=runtime.clock)
@@ -316,6 +322,14 @@ def http_app(runtime: Runtime) -> FastAPI:
                       clock=runtime.clock, ready=lambda: readiness(runtime), membership=membership,
                       metrics=runtime.metrics.exposition, version=package_version(),
                       fhir=fhir, messages=runtime.messages, limits=limits, portal=portal)
+
+
+def decoy_hash(runtime: Runtime) -> str:
+    """A hash of a random password with the preferred hasher (made once per process): what an
+    unknown username is checked against, at the cost of a real one."""
+    if runtime.decoy is None:
+        runtime.decoy = runtime.hashers.hash(runtime.random.bytes(24).hex())
+    return runtime.decoy
 
 
 def _start_metrics_server(runtime: Runtime) -> Callable[[], None] | None:
