@@ -43,6 +43,7 @@ from engine.metrics import EngineMetrics, serve_metrics
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
 from engine.runtime_metrics import RuntimeSources, watch_runtime
+from engine.scheduler import Scheduler
 from engine.sealing import journal_sealer
 from engine.secretbox import AesGcmBox, NoKeyBox, load_key
 from engine.shutdown import StopBudget, within
@@ -86,12 +87,13 @@ from outbound.tail import tail_events
 
 __all__ = ["COMPONENTS", "RECEIVERS", "Runtime", "build_runtime", "check_notification_templates",
            "count_by_status", "dry_run", "explain_file", "hl7_receiver", "http_app",
-           "journal_sweep", "list_rows", "replay_outbox", "run_components", "send_hl7_files",
+           "journal_sweep", "list_rows", "replay_outbox", "run_components", "scheduler",
+           "send_hl7_files",
            "tail_events", "upgrade_database"]
 
 log = logging.getLogger("portalbridge")
 
-COMPONENTS = frozenset({"listen", "api", "relay", "worker", "enrollment", "notifier"})
+COMPONENTS = frozenset({"listen", "api", "relay", "worker", "enrollment", "notifier", "scheduler"})
 #: Components that receive messages: their processes journal them and sweep the journal.
 RECEIVERS = frozenset({"listen", "api", "worker"})
 
@@ -413,6 +415,9 @@ def _start_blocking(runtime: Runtime, components: frozenset[str],
     if "notifier" in components:
         jobs.append(Background("notifier", notifier(runtime).run,
                                lambda _exc: loop.call_soon_threadsafe(stop.set)))
+    if "scheduler" in components:
+        jobs.append(Background("scheduler", scheduler(runtime).run,
+                               lambda _exc: loop.call_soon_threadsafe(stop.set)))
     if components & RECEIVERS:
         jobs.append(Background("journal-sweep", journal_sweep(runtime).run))
     for job in jobs:
@@ -441,6 +446,13 @@ def notifier(runtime: Runtime) -> Notifier:
     rules = runtime.rules.notifications
     policy = NotifierPolicy(max_attempts=rules.max_attempts, retry_delay=rules.retry.delay)
     return Notifier(runtime.database, sender, runtime.box, runtime.clock, policy)
+
+
+def scheduler(runtime: Runtime) -> Scheduler:
+    """The membership scheduler of this runtime (every ``PORTALBRIDGE_SCHEDULER_INTERVAL``)."""
+    return Scheduler(queries=runtime.members, sessions=runtime.sessions, clock=runtime.clock,
+                     password=runtime.rules.membership.policies().password,
+                     submit=runtime.committer.submit, every=runtime.settings.scheduler_interval)
 
 
 def _worker(runtime: Runtime) -> Hl7QueueWorker:

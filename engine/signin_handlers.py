@@ -170,7 +170,7 @@ class SignInHandlers:
             if changed:
                 self._write(member, uow, command, actor=SYSTEM)
                 done += 1
-        return Outcome("applied", detail=f"{done} member(s) changed")
+        return Outcome("applied", detail=f"{done} member(s) changed", member=done)
 
 
 def _merged(current: Preferences, given: PreferenceInput) -> Preferences:
