@@ -46,6 +46,7 @@ from inbound.http.portal import (
     password_validators,
 )
 from membership.model import Member, MembershipStatus, PostalAddress
+from membership.passwords import Verification
 
 __all__ = ["signin_router"]
 
@@ -113,6 +114,19 @@ def _needs_writer(member: Member, verified: bool, must_update: bool, deps: Porta
             or member.password_expired(now, policies.password.expire_after))
 
 
+def _verify(deps: PortalDependencies, username: str,
+            password: str) -> tuple[Member | None, Verification, str | None]:
+    """The member, the verification of ``password`` (against the decoy hash when there is no
+    such member or password) and, when the sign-in changes nothing stored, its new session:
+    one job on the hashing pool, so a plain sign-in changes threads once."""
+    member = deps.queries.by_username(username)
+    stored = member.password_hash if member is not None else None
+    check = deps.hashers.check(password, stored or deps.decoy_hash)
+    if member is None or stored is None or _needs_writer(member, check.ok, check.must_update, deps):
+        return member, check, None
+    return member, check, deps.sessions.start(member.id, deps.clock.now())
+
+
 def _refusal(result: SignInResult, deps: PortalDependencies) -> HTTPException:
     messages = deps.policies.lockout.messages
     if result.result == "locked":
@@ -158,13 +172,12 @@ def _session_routes(router: APIRouter, calls: PortalCalls) -> Any:
     @router.post("/sessions", status_code=201)
     async def sign_in(body: SignInBody, response: Response) -> dict[str, Any]:
         """Sign in with username and password (then a code, with two-factor on)."""
-        member = await calls.read(deps.queries.by_username, body.username)
+        member, check, session = await calls.off_loop(_verify, deps, body.username, body.password)
         stored = member.password_hash if member is not None else None
-        check = await calls.off_loop(deps.hashers.check, body.password, stored or deps.decoy_hash)
         if member is None or stored is None:
             raise HTTPException(401, deps.policies.lockout.messages.failed)
-        if not _needs_writer(member, check.ok, check.must_update, deps):
-            return await finish(SignInResult(result="signed_in", member_id=member.id), response)
+        if session is not None:
+            return _session_answer(session, member.id, deps)
         new_hash = await calls.off_loop(deps.hashers.hash, body.password) \
             if check.ok and check.must_update else None
         outcome = await calls.apply(SignIn(origin=origin("SignIn"), member_id=member.id,
