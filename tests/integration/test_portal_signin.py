@@ -18,7 +18,13 @@ from sqlalchemy import select
 
 from engine.store.tables import outbox
 from membership.passwords import Hashers, Verification
-from tests.integration.engine_harness import MllpConnection, RunningEngine, msa, running_engine
+from tests.integration.engine_harness import (
+    MllpConnection,
+    RunningEngine,
+    msa,
+    running_engine,
+    staff_headers,
+)
 from tests.integration.membership_support import ENROLL_RULES, registration
 from tests.smtp_server import Received, SmtpServer
 
@@ -162,12 +168,23 @@ def test_a_real_lock_and_unlock_in_seconds(pg: str, tmp_path: Path,
         wrong = p.sign_in(password="Wrong1pass")  # invalid credentials: only the generic answer
         assert (wrong.status_code, wrong.json()) == (unknown.status_code, unknown.json())
         time.sleep(2.1)
-        assert p.sign_in().status_code == 201
+        signed = p.sign_in()
+        assert signed.status_code == 201
+        member_id = signed.json()["member_id"]
+        for _ in range(3):
+            p.sign_in(password="Wrong1pass")
+        manager = staff_headers(p.engine.runtime)
+        details = p.http.get(f"/workbench/members/{member_id}", headers=manager).json()
+        assert details["lock"]["mechanism"] == "time-based"
+        unlocked = p.http.post(f"/workbench/members/{member_id}/unlock", headers=manager,
+                               json={"reason": "verified by phone"})
+        assert unlocked.status_code == 200 and unlocked.json()["lock"] is None
+        assert p.sign_in().status_code == 201  # at once, not after the lock's time
         with p.engine.runtime.database.connect() as conn:
             rows = conn.execute(select(outbox.c.routing_key, outbox.c.data)
                                 .where(outbox.c.routing_key.in_(["member.locked", "member.unlocked"]))
                                 .order_by(outbox.c.id)).all()
-        assert [r[0] for r in rows] == ["member.locked", "member.unlocked"]
+        assert [r[0] for r in rows] == ["member.locked", "member.unlocked"] * 2
 
 
 class CountingHashers(Hashers):

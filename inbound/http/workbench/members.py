@@ -14,6 +14,7 @@ from engine.member_commands import (
     ChangeMembershipStatus,
     ManageToken,
     RequestPasswordReset,
+    UnlockMember,
     UpdatePreferences,
 )
 from engine.staff import Role, StaffPrincipal
@@ -67,7 +68,19 @@ def member_details(member: Member) -> dict[str, Any]:
         "token_expires_at": token.expires_at.isoformat() if token else None,
         "token_locked_until": token.locked_until.isoformat() if token and token.locked_until else None,
         "activated_at": member.activated_at.isoformat() if member.activated_at else None,
+        "lock": _lock(member),
+        "password_expired_at": member.password_expired_at.isoformat()
+        if member.password_expired_at else None,
     }
+
+
+def _lock(member: Member) -> dict[str, Any] | None:
+    """The recorded sign-in lock (a timed one may already be over), or None."""
+    lock = member.lockout
+    if lock.locked_at is None:
+        return None
+    return {"locked_at": lock.locked_at.isoformat(), "mechanism": lock.mechanism,
+            "locked_until": lock.locked_until.isoformat() if lock.locked_until else None}
 
 
 def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
@@ -179,6 +192,15 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
                                             member_id=member_id, reason=body.reason,
                                             actor=staff_actor(principal)),
                        principal, "password.reset", member_id, body.reason)
+        return await answer(member_id)
+
+    @router.post("/{member_id}/unlock")
+    async def unlock(member_id: str, body: ReasonBody, *,
+                     principal: StaffPrincipal = manager) -> dict[str, Any]:
+        """Clear a sign-in lock (timed or indefinite) and the failed sign-ins, with a reason."""
+        await deps.run(UnlockMember(origin=deps.origin("UnlockMember"), member_id=member_id,
+                                    reason=body.reason, actor=staff_actor(principal)),
+                       principal, "member.unlock", member_id, body.reason)
         return await answer(member_id)
 
     return router
