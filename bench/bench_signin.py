@@ -25,16 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import create_database  # noqa: E402
-from bench.bench_activation import MEMBERSHIP, activate_all, enroll_all  # noqa: E402
-from bench.bench_enrollment import RULES, seed_patients  # noqa: E402
-from engine.background import EngineThread  # noqa: E402
-from engine.bootstrap import build_runtime  # noqa: E402
-from engine.config import Settings  # noqa: E402
-from engine.store.database import open_database  # noqa: E402
-from engine.store.migrate import upgrade  # noqa: E402
+from bench.bench_activation import activate_all, engine_with_patients, enroll_all  # noqa: E402
 from membership.passwords import Hashers  # noqa: E402
-from tests.fakes import TEST_SECRET_KEY  # noqa: E402
 
 
 async def sign_in_all(base: str, members: int, sign_ins: int, clients: int) -> float:
@@ -77,26 +69,13 @@ def main() -> None:
     parser.add_argument("--sign-ins", type=int, default=400)
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
-    url, drop = create_database()
-    config = Path(f"/tmp/bench-signin-{os.getpid()}.yaml")
-    config.write_text(RULES + MEMBERSHIP, encoding="utf-8")
-    try:
-        database = open_database(url)
-        upgrade(database)
-        database.dispose()
-        seed_patients(url, config, args.members)
-        runtime = build_runtime(Settings(database_url=url, config_path=config, secret_key=TEST_SECRET_KEY,
-                                         http_port=0), migrate_sqlite=False)
-        with EngineThread(runtime, frozenset({"api"})) as thread:
-            base = f"http://127.0.0.1:{thread.runtime.bound_ports['http']}"
-            asyncio.run(activate_all(base, enroll_all(thread, args.members), args.clients))
-            reference = bare_verification(runtime.hashers, args.sign_ins)
-            elapsed = asyncio.run(sign_in_all(base, args.members, args.sign_ins, args.clients))
-            reference_after = bare_verification(runtime.hashers, args.sign_ins)
-        runtime.database.dispose()
-    finally:
-        drop()
-        config.unlink(missing_ok=True)
+    with engine_with_patients(args.members) as thread:
+        runtime = thread.runtime
+        base = f"http://127.0.0.1:{runtime.bound_ports['http']}"
+        asyncio.run(activate_all(base, enroll_all(thread, args.members), args.clients))
+        reference = bare_verification(runtime.hashers, args.sign_ins)
+        elapsed = asyncio.run(sign_in_all(base, args.members, args.sign_ins, args.clients))
+        reference_after = bare_verification(runtime.hashers, args.sign_ins)
     bare = args.sign_ins / ((reference + reference_after) / 2)
     ours = args.sign_ins / elapsed
     policy = runtime.rules.membership.policies().password

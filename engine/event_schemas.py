@@ -49,17 +49,23 @@ _IDENTIFIER = {
 }
 
 
+#: The first members of every member event's ``data``: whose event it is.
+_WHOSE: dict[str, Any] = {
+        "member_id": {"type": "string", "minLength": 1,
+                      "description": "The portal member (account) id (also the event subject)."},
+        "patient_id": {"type": "string", "minLength": 1, "description": "The member's MPI patient id."},
+        "identifiers": {"type": "array", "items": {"$ref": "#/$defs/identifier"},
+                        "description": "The patient's MPI identifiers (MRNs by assigning authority)."},
+}
+
+
 def _status(values: tuple[str | None, ...], what: str) -> dict[str, Any]:
     return {"enum": list(values), "description": f"Membership status {what} the change."}
 
 
 def _credential_data(kind: type[MemberCredentialEvent]) -> dict[str, Any]:
     properties: dict[str, Any] = {
-        "member_id": {"type": "string", "minLength": 1,
-                      "description": "The portal member (account) id (also the event subject)."},
-        "patient_id": {"type": "string", "minLength": 1, "description": "The member's MPI patient id."},
-        "identifiers": {"type": "array", "items": {"$ref": "#/$defs/identifier"},
-                        "description": "The patient's MPI identifiers (MRNs by assigning authority)."},
+        **_WHOSE,
         "membership_status": {"enum": _STATUSES, "description": "The membership status (unchanged)."},
         "reason": {"type": ["string", "null"], "description": "Why (a lockout mechanism, "
                    "\"password reset\", \"the lock period ended\", a staff member's words)."},
@@ -79,11 +85,7 @@ def _data(kind: MemberEventKind) -> dict[str, Any]:
     if issubclass(kind, MemberCredentialEvent):
         return _credential_data(kind)
     properties: dict[str, Any] = {
-        "member_id": {"type": "string", "minLength": 1,
-                      "description": "The portal member (account) id (also the event subject)."},
-        "patient_id": {"type": "string", "minLength": 1, "description": "The member's MPI patient id."},
-        "identifiers": {"type": "array", "items": {"$ref": "#/$defs/identifier"},
-                        "description": "The patient's MPI identifiers (MRNs by assigning authority)."},
+        **_WHOSE,
         "old_status": _status(kind.OLD, "before"),
         "new_status": _status(kind.NEW, "after"),
         "enrollment_status": {"enum": ["Yes"],

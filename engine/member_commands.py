@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Literal
 
 from engine.commands import MessageOrigin
-from membership.model import Communication, PostalAddress
+from membership.model import Communication
 from membership.policies import EnrollmentMode
+from mpi.model import Address
 
 __all__ = [
     "ActivateMember",
@@ -176,7 +177,7 @@ class UpdateProfile:
     origin: MessageOrigin
     member_id: str
     preferences: PreferenceInput
-    address: PostalAddress | None
+    address: Address | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

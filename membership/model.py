@@ -19,13 +19,13 @@ from membership.lockout import Lockout, LockoutState
 from membership.otp import OtpChallenge, OtpCheck
 from membership.policies import ThrottlePolicy
 from membership.tokens import ActivationToken
+from mpi.model import Address
 
 __all__ = [
     "Communication",
     "EnrollmentStatus",
     "Member",
     "MembershipStatus",
-    "PostalAddress",
     "Preferences",
     "refuse_duplicate",
     "require_reason",
@@ -69,17 +69,6 @@ class Preferences:
     @property
     def wants_text(self) -> bool:
         return self.communication is not Communication.EMAIL and bool(self.mobile)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PostalAddress:
-    """Where printed letters go, as the member gave it in the portal profile (4.3)."""
-
-    lines: tuple[str, ...] = ()
-    city: str = ""
-    state: str = ""
-    postal_code: str = ""
-    country: str = ""
 
 
 def require_reason(reason: str) -> str:
@@ -136,7 +125,7 @@ class Member:
     lockout: LockoutState = field(default_factory=LockoutState)
     otp: OtpChallenge | None = None
     password_expired_at: datetime | None = None  # deactivated by the scheduler (max age)
-    address: PostalAddress | None = None  # the member's own, from the portal profile
+    address: Address | None = None  # the member's own (for letters), from the portal profile
     version: int = 0
     events: list[ev.MemberEvent] = field(default_factory=list)
 
@@ -391,7 +380,7 @@ class Member:
 
     # -- the portal profile (4.3) -----------------------------------------------------------
 
-    def update_profile(self, *, preferences: Preferences, address: PostalAddress | None,
+    def update_profile(self, *, preferences: Preferences, address: Address | None,
                        now: datetime) -> None:
         """The member's own change: audited; a changed e-mail or mobile tells the old one."""
         old = self.preferences

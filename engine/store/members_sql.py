@@ -18,13 +18,13 @@ from membership.model import (
     EnrollmentStatus,
     Member,
     MembershipStatus,
-    PostalAddress,
     Preferences,
 )
 from membership.otp import OtpChallenge
 from membership.repository import MemberRepository
 from membership.tokens import ActivationToken, SecretBox
 from mpi.bulk import insert_rows, update_rows
+from mpi.model import Address
 
 __all__ = ["SqlMemberRepository", "SqlNotificationOutbox", "member_from_row", "member_row"]
 
@@ -239,9 +239,7 @@ def _signin_columns(m: Member) -> dict[str, Any]:
         "otp_expires_at": otp.expires_at if otp else None,
         "otp_attempts": otp.attempts if otp else 0,
         "password_expired_at": m.password_expired_at,
-        "address": None if m.address is None else orjson.dumps({
-            "lines": list(m.address.lines), "city": m.address.city, "state": m.address.state,
-            "postal_code": m.address.postal_code, "country": m.address.country}).decode(),
+        "address": None if m.address is None else orjson.dumps(m.address.to_dict()).decode(),
     }
 
 
@@ -266,11 +264,8 @@ def _otp(row: Any) -> OtpChallenge | None:
                         attempts=row["otp_attempts"])
 
 
-def _address(text: str | None) -> PostalAddress | None:
-    if not text:
-        return None
-    data = orjson.loads(text)
-    return PostalAddress(**{**data, "lines": tuple(data["lines"])})
+def _address(text: str | None) -> Address | None:
+    return Address.from_dict(orjson.loads(text)) if text else None
 
 
 def _utc(stamp: datetime) -> datetime:

@@ -45,8 +45,9 @@ from inbound.http.portal import (
     origin,
     password_validators,
 )
-from membership.model import Member, MembershipStatus, PostalAddress
+from membership.model import Member, MembershipStatus
 from membership.passwords import Verification
+from mpi.model import Address
 
 __all__ = ["signin_router"]
 
@@ -90,9 +91,9 @@ class AddressBody(PortalBody):
     postal_code: Annotated[str, Field(max_length=20)] = ""
     country: Annotated[str, Field(max_length=64)] = ""
 
-    def value(self) -> PostalAddress:
-        return PostalAddress(lines=tuple(self.lines), city=self.city, state=self.state,
-                             postal_code=self.postal_code, country=self.country)
+    def value(self) -> Address:
+        return Address(lines=tuple(self.lines), city=self.city, state=self.state,
+                       postal_code=self.postal_code, country=self.country, use="home")
 
 
 class ProfileBody(PreferencesBody):
@@ -282,10 +283,7 @@ async def _account(calls: PortalCalls, member_id: str) -> dict[str, Any]:
     best = dict(patient.patient.best.to_dict()) if patient is not None else {}  # shared: copy
     p, view = member.preferences, view_of(member)
     if member.address is not None:  # the member's own address comes first where best is shown
-        a = member.address
-        best["addresses"] = [{"lines": list(a.lines), "city": a.city, "state": a.state,
-                              "postal_code": a.postal_code, "country": a.country, "use": "portal"},
-                             *best.get("addresses", [])]
+        best["addresses"] = [member.address.to_dict(), *best.get("addresses", [])]
     return {"member_id": member.id, "username": member.username,
             "enrollment_status": view.enrollment_status, "membership_status": view.membership_status,
             "status_since": view.status_since.isoformat(),

@@ -17,7 +17,7 @@ from engine.member_commands import (
     UpdateProfile,
     VerifyOtp,
 )
-from membership.model import PostalAddress
+from mpi.model import Address
 from tests.unit.membership.member_bus import MemberBus
 
 HASH = "pbkdf2_sha256$1$c2FsdA==$aGFzaA=="
@@ -174,7 +174,7 @@ def test_a_profile_change_is_audited_and_tells_the_old_address() -> None:
     member_id = active(bus)
     bus.run(UpdateProfile(origin=origin("Profile"), member_id=member_id,
                           preferences=PreferenceInput(email="new@example.org", locale="es-US"),
-                          address=PostalAddress(lines=("2 Elm St",), city="Boston", postal_code="02139")))
+                          address=Address(lines=("2 Elm St",), city="Boston", postal_code="02139")))
     [note] = [n for n in bus.uow.notifications.committed if n.kind == "profile_contact_changed"]
     assert note.recipient == "ann@example.org" and note.context["changed"] == "email"
     member = bus.uow.members.get(member_id)
