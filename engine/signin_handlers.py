@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from engine.audit import AuditEntry
 from engine.commands import Outcome
 from engine.errors import NotFound
 from engine.member_commands import (
@@ -83,7 +84,13 @@ class SignInHandlers:
     # -- the password step --------------------------------------------------------------------
 
     def sign_in(self, command: SignIn, uow: UnitOfWork) -> Outcome:
-        now, member = self._s.now(), self._member(uow, command.member_id)
+        now = self._s.now()
+        member = uow.members.get(command.member_id) if command.member_id else None
+        if member is None:  # an unknown username: audited (never the name), like a wrong password
+            uow.audit.add(AuditEntry(actor="member:unknown", action="member.sign_in",
+                                     outcome="refused", reason="no member with a password has this username",
+                                     detail={"request": command.origin.control_id[:200]}, at=now))
+            return Outcome("applied", member=SignInResult(result="refused"))
         verified = command.verified and command.checked_against == member.password_hash
         member.end_lock_if_over(now)
         if member.lockout.locked(now):  # nothing is counted while locked

@@ -12,7 +12,8 @@ account and profile, password reset requests.
   ``POST /portal/password-resets/{token}`` {password}: choose the new password.
 
 An unknown username is verified against a decoy hash made with the preferred hasher, so it
-costs one hash verification of the same cost as a wrong password. The verification runs on
+costs one hash verification of the same cost as a wrong password, and it is audited through
+the writer as a wrong password is, so it costs the same commit too. The verification runs on
 the hashing pool; a sign-in that changes nothing (no failures to forget, no challenge, no
 rehash) does not go through the writer at all: it only inserts its session.
 """
@@ -174,16 +175,17 @@ def _session_routes(router: APIRouter, calls: PortalCalls) -> Any:
     async def sign_in(body: SignInBody, response: Response) -> dict[str, Any]:
         """Sign in with username and password (then a code, with two-factor on)."""
         member, check, session = await calls.off_loop(_verify, deps, body.username, body.password)
-        stored = member.password_hash if member is not None else None
-        if member is None or stored is None:
-            raise HTTPException(401, deps.policies.lockout.messages.failed)
-        if session is not None:
+        if member is not None and session is not None:
             return _session_answer(session, member.id, deps)
+        stored = member.password_hash if member is not None else None
         new_hash = await calls.off_loop(deps.hashers.hash, body.password) \
-            if check.ok and check.must_update else None
-        outcome = await calls.apply(SignIn(origin=origin("SignIn"), member_id=member.id,
-                                           verified=check.ok, checked_against=stored,
-                                           new_hash=new_hash))
+            if stored and check.ok and check.must_update else None
+        # An unknown username is written (to the audit log) like a wrong password: one hash
+        # verification and one commit either way, so neither answer comes sooner.
+        outcome = await calls.apply(SignIn(
+            origin=origin("SignIn"), member_id=member.id if member is not None and stored else "",
+            verified=check.ok and stored is not None, checked_against=stored or "",
+            new_hash=new_hash))
         return await finish(outcome.member, response)
 
     @router.post("/sessions/otp", status_code=201)

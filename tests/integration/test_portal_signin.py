@@ -85,22 +85,28 @@ def _code(text: str, length: int) -> str:
 
 
 @contextmanager
-def portal(postgres_url: str, tmp_path: Path, smtp: SmtpServer, membership: str = "",
-           mrn: str = "8001") -> Iterator[Portal]:
+def portal(postgres_url: str, tmp_path: Path, smtp: SmtpServer, membership: str = "") -> Iterator[Portal]:
     """The engine on PostgreSQL, mail to the test SMTP server, and one active member ann.doe."""
     path = rules(tmp_path, membership)
     with running_engine(postgres_url, path, COMPONENTS, mail_url=smtp.url,
-                        scheduler_interval=0.2) as engine:
-        conn = MllpConnection(engine.mllp_port)
-        assert msa(conn.exchange(registration(f"S{mrn}", mrn)))[1] == "AA"
-        conn.close()
-        [activation] = mail(smtp, "activate")
-        token = _code(activation.body("plain"), 26)
-        with httpx.Client(base_url=engine.http, timeout=20) as http:
-            done = http.post("/portal/activation", json={"token": token, "fields": FIELDS,
-                                                         "username": "ann.doe", "password": PASSWORD})
-            assert done.status_code == 200, done.text
-            yield Portal(engine, http, smtp)
+                        scheduler_interval=0.2) as engine, \
+            httpx.Client(base_url=engine.http, timeout=20) as http:
+        p = Portal(engine, http, smtp)
+        add_member(p, "8001", "ann@example.org", "ann.doe")
+        yield p
+
+
+def add_member(p: Portal, mrn: str, address: str, username: str) -> None:
+    """Register patient ``mrn`` over MLLP, read the activation code mailed to ``address``,
+    activate the account."""
+    conn = MllpConnection(p.engine.mllp_port)
+    assert msa(conn.exchange(registration(f"S{mrn}", mrn, email_address=address)))[1] == "AA"
+    conn.close()
+    [activation] = mail(p.smtp, "activate", to=address)
+    token = _code(activation.body("plain"), 26)
+    done = p.http.post("/portal/activation", json={"token": token, "fields": FIELDS,
+                                                   "username": username, "password": PASSWORD})
+    assert done.status_code == 200, done.text
 
 
 def test_two_factor_sign_in_profile_sign_out_and_password_reset(
@@ -250,3 +256,27 @@ def test_profile_fields_the_policy_does_not_allow_are_refused(
         refused = p.http.put("/portal/profile", headers=bearer, json={"email": "x@example.org"})
         assert refused.status_code == 403 and "email" in refused.text
         assert p.http.put("/portal/profile", headers=bearer, json={"locale": "es-US"}).status_code == 200
+
+
+def test_many_wrong_passwords_at_once_lock_only_their_account(pg: str, tmp_path: Path,
+                                                              smtp_server: SmtpServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with portal(pg, tmp_path, smtp_server) as p:
+        add_member(p, "8002", "bob@example.org", "bob.roe")
+
+        def attempt(n: int) -> int:
+            username = "ann.doe" if n % 4 else f"nobody.{n}"
+            with httpx.Client(base_url=p.engine.http, timeout=60) as http:
+                return http.post("/portal/sessions", json={"username": username,
+                                                           "password": f"Wrong{n}pass"}).status_code
+
+        with ThreadPoolExecutor(16) as clients:
+            attacks = [clients.submit(attempt, n) for n in range(200)]
+            bob = clients.submit(lambda: p.sign_in("bob.roe").status_code)
+            attacks += [clients.submit(attempt, n) for n in range(200, 400)]
+            assert bob.result() == 201  # signs in while ann's account is under attack
+            answers = [a.result() for a in attacks]
+        assert answers == [401] * 400  # never a 5xx, never a hint
+        assert p.sign_in().status_code == 423
+        assert p.sign_in("bob.roe").status_code == 201

@@ -195,3 +195,12 @@ def test_a_staff_unlock_needs_a_lock_and_a_reason() -> None:
     [event] = bus.events("member.unlocked")
     assert event["actor"] == {"type": "staff", "id": "u-7"}
     assert sign_in(bus, member_id, True).result == "signed_in"
+
+
+def test_an_unknown_username_is_audited_like_a_wrong_password_without_its_name() -> None:
+    bus = MemberBus()
+    result = bus.run(SignIn(origin=origin("SignIn"), member_id="", verified=False,
+                            checked_against="")).member
+    assert result == SignInResult(result="refused")
+    [entry] = [a for a in bus.uow.audit.committed if a.action == "member.sign_in"]
+    assert (entry.actor, entry.outcome) == ("member:unknown", "refused")
