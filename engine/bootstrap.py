@@ -174,7 +174,7 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                              oldest_pending=lambda: oldest_pending(database))
     watch_runtime(metrics, sources)
     hashers = hashers_for(policies.password, random)
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hashing")
+    pool = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 2), thread_name_prefix="hashing")
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
                    search=MpiSearch(database.connect),

@@ -50,6 +50,14 @@ class MemberQueries:
     def by_username(self, username: str) -> Member | None:
         return self._one(members.c.username_key == username.casefold())
 
+    @staticmethod
+    def by_username_on(conn: Connection, username: str) -> Member | None:
+        """``by_username`` on a connection the caller holds (a sign-in reads, then writes its
+        session, on one connection)."""
+        row = conn.execute(select(members).where(
+            members.c.username_key == username.casefold())).mappings().first()
+        return member_from_row(row) if row is not None else None
+
     def by_email(self, email: str, limit: int = 20) -> list[Member]:
         """Members whose preferences have this e-mail address (exact, as stored)."""
         with self._connect() as conn:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, insert, or_, update
+from sqlalchemy import Connection, Engine, delete, insert, or_, update
 
 from engine.store.member_tables import member_sessions
 from membership.policies import SessionPolicy
@@ -37,13 +39,24 @@ class SessionStore:
         self._random = random
         self.policy = policy
 
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection to hold across a sign-in (its read, then ``start_on``)."""
+        with self._db.connect() as conn:
+            yield conn
+
     def start(self, member_id: str, now: datetime) -> str:
         """A new session for ``member_id``; its token (shown once, to the member)."""
+        with self._db.connect() as conn:
+            return self.start_on(conn, member_id, now)
+
+    def start_on(self, conn: Connection, member_id: str, now: datetime) -> str:
+        """``start`` on a held connection (whose open transaction, if any, is committed)."""
         token = base64.urlsafe_b64encode(self._random.bytes(SESSION_BYTES)).decode("ascii").rstrip("=")
-        with self._db.begin() as conn:
-            conn.execute(insert(member_sessions).values(
-                digest=session_digest(token), member_id=member_id, created_at=now, last_used_at=now,
-                expires_at=now + self.policy.absolute))
+        conn.execute(insert(member_sessions).values(
+            digest=session_digest(token), member_id=member_id, created_at=now, last_used_at=now,
+            expires_at=now + self.policy.absolute))
+        conn.commit()
         return token
 
     def use(self, token: str, now: datetime) -> str | None:

@@ -120,13 +120,16 @@ def _verify(deps: PortalDependencies, username: str,
             password: str) -> tuple[Member | None, Verification, str | None]:
     """The member, the verification of ``password`` (against the decoy hash when there is no
     such member or password) and, when the sign-in changes nothing stored, its new session:
-    one job on the hashing pool, so a plain sign-in changes threads once."""
-    member = deps.queries.by_username(username)
-    stored = member.password_hash if member is not None else None
-    check = deps.hashers.check(password, stored or deps.decoy_hash)
-    if member is None or stored is None or _needs_writer(member, check.ok, check.must_update, deps):
-        return member, check, None
-    return member, check, deps.sessions.start(member.id, deps.clock.now())
+    one job on the hashing pool and one database connection, so a plain sign-in changes
+    threads once and checks a connection out once."""
+    with deps.sessions.connection() as conn:
+        member = deps.queries.by_username_on(conn, username)
+        conn.rollback()  # no transaction stays open during the hash
+        stored = member.password_hash if member is not None else None
+        check = deps.hashers.check(password, stored or deps.decoy_hash)
+        if member is None or stored is None or _needs_writer(member, check.ok, check.must_update, deps):
+            return member, check, None
+        return member, check, deps.sessions.start_on(conn, member.id, deps.clock.now())
 
 
 def _refusal(result: SignInResult, deps: PortalDependencies) -> HTTPException:
