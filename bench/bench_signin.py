@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -89,6 +90,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    with contextlib.suppress(ImportError):  # `portalbridge serve` runs on uvloop: so does this
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     rounds: list[tuple[float, float, float]] = []  # bare before, sign-ins, bare after (per s)
     with engine_with_patients(args.members) as thread:
         runtime = thread.runtime
