@@ -68,6 +68,7 @@ def member_details(member: Member) -> dict[str, Any]:
         "token_expires_at": token.expires_at.isoformat() if token else None,
         "token_locked_until": token.locked_until.isoformat() if token and token.locked_until else None,
         "activated_at": member.activated_at.isoformat() if member.activated_at else None,
+        "address": member.address.to_dict() if member.address else None,  # the member's own
         "lock": _lock(member),
         "password_expired_at": member.password_expired_at.isoformat()
         if member.password_expired_at else None,
