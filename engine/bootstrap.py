@@ -54,6 +54,7 @@ from engine.store.errors import classify_store_error
 from engine.store.journal import PayloadPolicy, SqlJournalStore
 from engine.store.member_queries import MemberQueries
 from engine.store.migrate import pending_revision, upgrade
+from engine.store.notification_rows import NotificationRows
 from engine.store.sessions import SessionStore
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
 from engine.store.staff import SqlStaffDirectory
@@ -79,6 +80,7 @@ from mpi.search import MpiSearch
 from outbound.factory import build_relay
 from outbound.metered import PublishCounts
 from outbound.notify import build_sender, check_templates, count_templates
+from outbound.notify.desk import LetterDesk
 from outbound.notify.notifier import Notifier, NotifierPolicy
 from outbound.outbox_admin import count_by_status, list_rows, oldest_pending
 from outbound.outbox_admin import replay as replay_outbox
@@ -87,8 +89,8 @@ from outbound.tail import tail_events
 
 __all__ = ["COMPONENTS", "RECEIVERS", "Runtime", "build_runtime", "check_notification_templates",
            "count_by_status", "dry_run", "explain_file", "hl7_receiver", "http_app",
-           "journal_sweep", "list_rows", "replay_outbox", "run_components", "scheduler",
-           "send_hl7_files",
+           "journal_sweep", "letter_desk", "list_rows", "replay_outbox", "run_components",
+           "scheduler", "send_hl7_files",
            "tail_events", "upgrade_database"]
 
 log = logging.getLogger("portalbridge")
@@ -171,7 +173,8 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
         on_commit=metrics.observe_commit)
     sources = RuntimeSources(clock=clock, commits=committer.stats, journal=journal,
                              outbox_counts=lambda: count_by_status(database),
-                             oldest_pending=lambda: oldest_pending(database))
+                             oldest_pending=lambda: oldest_pending(database),
+                             notification_counts=NotificationRows(database).counts)
     watch_runtime(metrics, sources)
     hashers = hashers_for(policies.password, random)
     pool = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 2), thread_name_prefix="hashing")
@@ -315,7 +318,9 @@ def http_app(runtime: Runtime) -> FastAPI:
                                 decoy_hash=decoy_hash(runtime))
     membership = MembershipHttp(apply=runtime.committer.apply, queries=runtime.members,
                                 search=runtime.search, intake=runtime.intake, pool=runtime.pool,
-                                audit=runtime.audit, clock=runtime.clock)
+                                audit=runtime.audit, clock=runtime.clock,
+                                notifications=NotificationRows(runtime.database),
+                                letters=letter_desk(runtime))
     limits = RequestLimits(max_header_bytes=runtime.settings.limits.http_max_header_bytes,
                            max_body_bytes=runtime.settings.limits.http_max_body_bytes,
                            fhir_max_body_bytes=runtime.rules.fhir.max_body_bytes,
@@ -445,7 +450,17 @@ def notifier(runtime: Runtime) -> Notifier:
                           now=runtime.clock.now)
     rules = runtime.rules.notifications
     policy = NotifierPolicy(max_attempts=rules.max_attempts, retry_delay=rules.retry.delay)
-    return Notifier(runtime.database, sender, runtime.box, runtime.clock, policy)
+    made = Notifier(runtime.database, sender, runtime.box, runtime.clock, policy)
+    runtime.sources.notifier_counts = lambda: {"sent": made.sent, "failed": made.failed,
+                                               "dead": made.dead}
+    return made
+
+
+def letter_desk(runtime: Runtime) -> LetterDesk:
+    """The activation letters of this runtime (the Workbench's and ``letters --pending``)."""
+    return LetterDesk(database=runtime.database, search=runtime.search, box=runtime.box,
+                      audit=runtime.audit, rules=runtime.rules.notifications, clock=runtime.clock,
+                      sends_passphrase=runtime.rules.membership.policies().passphrase.send_with_token)
 
 
 def scheduler(runtime: Runtime) -> Scheduler:

@@ -14,7 +14,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from engine.cli_help import STORE_SETTINGS, settings_epilog
+from engine.cli_letters import add_letters_command
 from engine.cli_messages import add_messages_commands
+from engine.cli_notifications import add_notifications_commands
 from engine.cli_send import add_send_command
 from engine.cli_staff import add_audit_command, add_staff_commands
 from engine.config import Settings, setting_names
@@ -83,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     _route_commands(sub)
     _db_commands(sub)
     _outbox_commands(sub)
+    add_notifications_commands(sub)
+    add_letters_command(sub)
     _events_commands(sub)
     add_staff_commands(sub)
     add_audit_command(sub)

@@ -46,6 +46,8 @@ class RuntimeSources:
     oldest_pending: Callable[[], datetime | None]
     mllp: MllpCounts | None = None
     relay_counts: Callable[[], dict[str, int]] | None = None
+    notification_counts: Callable[[], dict[str, int]] | None = None  # by delivery state
+    notifier_counts: Callable[[], dict[str, int]] | None = None  # sent, failed, dead
 
 
 def watch_runtime(metrics: EngineMetrics, sources: RuntimeSources) -> None:
@@ -53,6 +55,7 @@ def watch_runtime(metrics: EngineMetrics, sources: RuntimeSources) -> None:
     metrics.watch("committer", lambda: _committer(sources))
     metrics.watch("outbox", lambda: _outbox(sources))
     metrics.watch("listeners and relay", lambda: _edges(sources))
+    metrics.watch("notifications", lambda: _notifications(sources))
 
 
 def _committer(sources: RuntimeSources) -> Iterator[Metric]:
@@ -95,3 +98,15 @@ def _edges(sources: RuntimeSources) -> Iterator[Metric]:
         yield counter("portalbridge_relay_results", "Broker answers to published events: "
                       "confirmed, unroutable (confirmed, no queue bound), refused, unanswered "
                       "(connection lost)", counts, "result")
+
+
+def _notifications(sources: RuntimeSources) -> Iterator[Metric]:
+    if sources.notification_counts is not None:
+        counts = {state: float(n) for state, n in sources.notification_counts().items()}
+        yield gauge("portalbridge_notifications", "Notifications by delivery state: queued, "
+                    "failed (will be retried), sent, dead, bounced", counts, "delivery")
+    if sources.notifier_counts is not None:
+        done = {name: float(n) for name, n in sources.notifier_counts().items()}
+        yield counter("portalbridge_notifier_attempts", "Delivery attempts of this process's "
+                      "notifier by result: sent, failed (of which dead: no more attempts)",
+                      done, "result")

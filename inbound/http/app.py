@@ -25,6 +25,7 @@ from inbound.http.portal import PortalDependencies, portal_router
 from inbound.http.portal_signin import signin_router
 from inbound.http.workbench import audit_router, messages_router
 from inbound.http.workbench.enrollments import enrollment_router
+from inbound.http.workbench.letters import letters_router
 from inbound.http.workbench.members import members_router
 from inbound.http.workbench.membership_deps import MembershipHttp
 from mpi.search import MpiSearch
@@ -63,6 +64,7 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
     if membership is not None:
         app.include_router(enrollment_router(auth, membership))
         app.include_router(members_router(auth, membership))
+        app.include_router(letters_router(auth, membership))
         app.include_router(accounts_router(auth, membership))
 
     @app.get("/healthz", tags=["operations"])

@@ -62,6 +62,17 @@ def _wording(locale: str) -> _Wording:
                     str(where.datetime_formats["long"]))
 
 
+@lru_cache(maxsize=1024)
+def _worded(local: datetime, zone: str, locale: str, short: bool) -> str:
+    """``local`` (in the site's ``zone``, which keys the cache: equal instants in two zones
+    are equal datetimes) worded for ``locale``, long or short."""
+    words = _wording(locale)
+    time = f"{words.time.apply(local, words.locale)} {words.zone.apply(local, words.locale)}"
+    if short:
+        return f"{words.month_day.apply(local, words.locale)}, {time}"
+    return words.joined.format(time, words.long_date.apply(local, words.locale))
+
+
 class NotificationRenderer:
     """Renders the templates of every kind for one site (its routing.yaml notifications)."""
 
@@ -129,12 +140,10 @@ class NotificationRenderer:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value
         if moment.tzinfo is None:  # a time without an offset is taken as UTC, never as local
             moment = moment.replace(tzinfo=UTC)
-        local = moment.astimezone(self._zone)
-        words = _wording(locale)
-        time = f"{words.time.apply(local, words.locale)} {words.zone.apply(local, words.locale)}"
-        if short:
-            return f"{words.month_day.apply(local, words.locale)}, {time}"
-        return words.joined.format(time, words.long_date.apply(local, words.locale))
+        # The wording stops at the minute, so it is worded once per minute and locale: the
+        # notifications of a bulk enrollment, all expiring within the same minutes, share it.
+        minute = moment.astimezone(self._zone).replace(second=0, microsecond=0)
+        return _worded(minute, self.rules.time_zone, locale, short)
 
     def _filter_datetime(self, value: str, locale: str = "", short: bool = False) -> str:
         return self.format_datetime(value, locale or self.rules.default_locale, short=short)

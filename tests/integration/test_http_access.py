@@ -40,6 +40,7 @@ ENROLLERS = frozenset({Role.DIRECT_ENROLLMENT_USER})
 AUTOMATED = frozenset({Role.ENROLLMENT_REQUEST_AGENT, Role.DIRECT_ENROLLMENT_USER})
 MANAGERS = frozenset({Role.MEMBER_ACCOUNT_MANAGER})
 STATUS = frozenset({Role.ACCOUNT_STATUS_CLIENT, Role.MEMBER_ACCOUNT_MANAGER})
+LETTER_PRINTERS = frozenset({Role.DIRECT_ENROLLMENT_USER, Role.MEMBER_ACCOUNT_MANAGER})
 NOBODY = "/workbench/members/nobody"
 
 
@@ -93,6 +94,8 @@ GUARDED = [
             path=f"{NOBODY}/password-reset", json={"reason": "r"}),
     Guarded("POST", "/workbench/members/{member_id}/unlock", MANAGERS, 404,
             path=f"{NOBODY}/unlock", json={"reason": "r"}),
+    Guarded("GET", "/workbench/members/{member_id}/activation-letter", LETTER_PRINTERS, 404,
+            path=f"{NOBODY}/activation-letter", params={"reason": "r"}),
     Guarded("GET", "/accounts/status", STATUS, 404, params={"identifier": "GHH|none"}),
 ]
 

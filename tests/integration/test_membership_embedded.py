@@ -4,14 +4,17 @@ through the in-process broker's request queue, and the token arrives in ./mail."
 from __future__ import annotations
 
 import email
+import re
 import time
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from engine.store.tables import members, notifications, outbox
 from tests.integration.engine_harness import MllpConnection, msa, running_engine
 from tests.integration.membership_support import ENROLL_RULES, registration, token_in, wait_for_mail
+from tests.smtp_server import Received, SmtpServer
 
 COMPONENTS = frozenset({"listen", "relay", "enrollment", "notifier"})
 
@@ -115,3 +118,44 @@ def test_sign_in_upgrades_the_hash_when_the_policy_changed(database_url: str, tm
         with httpx.Client(base_url=engine.http, timeout=15) as http:  # the new hash verifies
             assert http.post("/portal/sessions", json={"username": "rehash.me",
                                                        "password": "Sunny7days"}).status_code == 201
+
+
+def test_the_token_received_by_the_smtp_server_activates_the_account_over_http(
+        database_url: str, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    import httpx
+
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(ENROLL_RULES.replace("version: 1", "version: 1\nmembership:\n"
+                                          "  password: {iterations: 1000}"), encoding="utf-8")
+
+    def received(kind: str) -> Received:
+        _wait(lambda: any(r.message["X-Portalbridge-Kind"] == kind for r in smtp_server.received))
+        return next(r for r in smtp_server.received if r.message["X-Portalbridge-Kind"] == kind)
+
+    with running_engine(database_url, rules, COMPONENTS | {"api"}, mail_url=smtp_server.url) as engine:
+        conn = MllpConnection(engine.mllp_port)
+        assert msa(conn.exchange(registration("S1", "5101")))[1] == "AA"
+        conn.close()
+        mail = received("activation_token")
+        assert mail.recipients == ("ann@example.org",)
+        assert mail.message["Subject"] and mail.message["Content-Language"] == "en-US"
+        text, html = mail.body("plain"), mail.body("html")
+        match = re.search(r"^\s+([A-Z2-7]{26})\s*$", text, re.M)
+        assert match and match.group(1) in html  # the same token in both parts
+        body = {"token": match.group(1), "fields": {"ssn": "123-45-6789", "mothers_maiden_name": "smith"},
+                "username": "ann.smtp", "password": "Sunny7days"}
+        with httpx.Client(base_url=engine.http, timeout=15) as http:
+            done = http.post("/portal/activation", json=body)
+        assert done.status_code == 200, done.text
+        assert done.json()["membership_status"] == "active"
+        assert "ann.smtp" in received("registration_complete").body("plain")
+
+        def sample(name: str, **labels: str) -> float | None:
+            text = httpx.get(f"{engine.http}/metrics").text
+            return next((s.value for f in text_string_to_metric_families(text) for s in f.samples
+                         if s.name == name and s.labels == labels), None)
+
+        _wait(lambda: sample("portalbridge_notifications", delivery="sent") == 2)
+        assert sample("portalbridge_notifications", delivery="dead") == 0
+        assert sample("portalbridge_notifier_attempts_total", result="sent") == 2
+    assert len(smtp_server.received) == 2  # each notification once

@@ -4,6 +4,7 @@ Every change carries the staff member's reason into the audit log."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -110,18 +111,26 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
         page = await deps.read(deps.queries.page, status, patient_ids, limit, offset)
         return {"total": page.total, "members": [member_details(m) for m in page.members]}
 
+    async def with_delivery(member: Member) -> dict[str, Any]:
+        """The details, and how the member's latest notifications were delivered."""
+        found = member_details(member)
+        if deps.notifications is not None:
+            records = await deps.read(deps.notifications.of_member, member.id)
+            found["notifications"] = [record.to_dict() for record in records]
+        return found
+
     @router.get("/{member_id}")
     async def details(member_id: str, *, principal: StaffPrincipal = manager) -> dict[str, Any]:
         member = await deps.read(deps.queries.get, member_id)
         if member is None:
             raise deps.not_found(f"member {member_id}")
-        return member_details(member)
+        return await with_delivery(member)
 
     async def answer(member_id: str) -> dict[str, Any]:
         member = await deps.read(deps.queries.get, member_id)
         if member is None:  # pragma: no cover - the command just found it
             raise deps.not_found(f"member {member_id}")
-        return member_details(member)
+        return await with_delivery(member)
 
     @router.post("/{member_id}/token/resend")
     async def resend(member_id: str, body: ReasonBody | None = None, *,
@@ -185,6 +194,14 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
                        principal, "member.preferences", member_id, body.reason)
         return await answer(member_id)
 
+    _credential_routes(router, deps, manager, answer)
+    return router
+
+
+def _credential_routes(router: APIRouter, deps: MembershipHttp, manager: Any,
+                       answer: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
+    """Password reset (3.3 of the Workbench guide) and clearing a sign-in lock."""
+
     @router.post("/{member_id}/password-reset")
     async def password_reset(member_id: str, body: ReasonBody, *,
                             principal: StaffPrincipal = manager) -> dict[str, Any]:
@@ -203,5 +220,3 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
                                     reason=body.reason, actor=staff_actor(principal)),
                        principal, "member.unlock", member_id, body.reason)
         return await answer(member_id)
-
-    return router

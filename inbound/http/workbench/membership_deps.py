@@ -16,9 +16,11 @@ from engine.commands import Command, MessageOrigin, Outcome
 from engine.domain.clock import Clock
 from engine.enrollment_intake import EnrollmentIntake
 from engine.errors import EngineError
+from engine.letters import ActivationLetters
 from engine.member_commands import Actor
 from engine.staff import StaffPrincipal
 from engine.store.member_queries import MemberQueries
+from engine.store.notification_rows import NotificationRows
 from inbound.http.errors import http_error
 from mpi.search import MpiSearch
 
@@ -40,6 +42,8 @@ class MembershipHttp:
     pool: Executor
     audit: AuditLog
     clock: Clock
+    notifications: NotificationRows | None = None  # delivery shown on the member's details
+    letters: ActivationLetters | None = None  # the printed activation letter
 
     async def off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run slow hashing work (a passphrase) on the hashing pool, never on the event loop."""
