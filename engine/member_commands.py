@@ -8,12 +8,12 @@ against, and the handler applies it only if that hash is still the stored one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 from engine.commands import MessageOrigin
-from membership.model import Communication
+from membership.model import Communication, Preferences
 from membership.policies import EnrollmentMode
 from mpi.model import Address
 
@@ -56,6 +56,12 @@ class PreferenceInput:
     carrier: str | None = None
     communication: Communication | None = None
     locale: str | None = None
+
+    def applied_to(self, current: Preferences) -> Preferences:
+        """``current`` with every value given here."""
+        changes = {name: value for name in ("email", "mobile", "carrier", "communication", "locale")
+                   if (value := getattr(self, name)) is not None}
+        return replace(current, **changes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -326,6 +326,4 @@ def _allowed(given: PreferenceInput, allowed: frozenset[str]) -> PreferenceInput
 
 
 def _preferences(current: Preferences, given: PreferenceInput) -> Preferences:
-    changes = {name: value for name in ("email", "mobile", "carrier", "communication", "locale")
-               if (value := getattr(given, name)) is not None}
-    return replace(current, **changes)
+    return given.applied_to(current)

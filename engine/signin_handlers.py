@@ -10,7 +10,7 @@ wrong credentials whatever the lock, ``locked`` only for valid ones.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,6 @@ from engine.commands import Outcome
 from engine.errors import NotFound
 from engine.member_commands import (
     Actor,
-    PreferenceInput,
     SignIn,
     SignInResult,
     SweepCredentials,
@@ -30,7 +29,7 @@ from engine.member_commands import (
 from engine.member_effects import Effects, Secrets
 from engine.uow import UnitOfWork
 from membership.lockout import Lockout
-from membership.model import Member, MembershipStatus, Preferences
+from membership.model import Member, MembershipStatus
 from membership.otp import issue_challenge
 from membership.policies import MembershipPolicies
 from membership.tokens import ActivationToken, RandomSource, SecretBox, new_token_text, token_digest
@@ -150,7 +149,7 @@ class SignInHandlers:
 
     def profile(self, command: UpdateProfile, uow: UnitOfWork) -> Outcome:
         member = self._member(uow, command.member_id)
-        member.update_profile(preferences=_merged(member.preferences, command.preferences),
+        member.update_profile(preferences=command.preferences.applied_to(member.preferences),
                               address=command.address, now=self._s.now())
         self._write(member, uow, command)
         return _outcome(member, SignInResult(result="signed_in", member_id=member.id))
@@ -179,8 +178,3 @@ class SignInHandlers:
                 done += 1
         return Outcome("applied", detail=f"{done} member(s) changed", member=done)
 
-
-def _merged(current: Preferences, given: PreferenceInput) -> Preferences:
-    changes = {name: value for name in ("email", "mobile", "carrier", "communication", "locale")
-               if (value := getattr(given, name)) is not None}
-    return replace(current, **changes)
