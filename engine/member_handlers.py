@@ -115,7 +115,8 @@ class MemberHandlers:
         s = services
         self._table.update(SignInHandlers(SignInServices(
             policies=s.policies, lockout=s.lockout or lockout_for(s.policies.lockout),
-            random=s.random, box=s.box, effects=s.effects, now=s.clock.now)).table())
+            random=s.random, box=s.box, effects=s.effects, now=s.clock.now,
+            check_channels=self._check_channels)).table())
 
     def handle(self, command: MemberCommand, uow: UnitOfWork) -> Outcome:
         with _domain_errors():

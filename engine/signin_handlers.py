@@ -29,7 +29,7 @@ from engine.member_commands import (
 from engine.member_effects import Effects, Secrets
 from engine.uow import UnitOfWork
 from membership.lockout import Lockout
-from membership.model import Member, MembershipStatus
+from membership.model import Member, MembershipStatus, Preferences
 from membership.otp import issue_challenge
 from membership.policies import MembershipPolicies
 from membership.tokens import ActivationToken, RandomSource, SecretBox, new_token_text, token_digest
@@ -48,6 +48,9 @@ class SignInServices:
     box: SecretBox
     effects: Effects
     now: Callable[[], datetime]
+    #: Raises ``PolicyViolation`` when text messages are chosen without a usable mobile number
+    #: and carrier (the Workbench's check of a preferences change).
+    check_channels: Callable[[Preferences, datetime], None]
 
 
 def _member_actor(member: Member) -> Actor:
@@ -148,9 +151,10 @@ class SignInHandlers:
     # -- profile, unlock, sweeps --------------------------------------------------------------
 
     def profile(self, command: UpdateProfile, uow: UnitOfWork) -> Outcome:
-        member = self._member(uow, command.member_id)
-        member.update_profile(preferences=command.preferences.applied_to(member.preferences),
-                              address=command.address, now=self._s.now())
+        member, now = self._member(uow, command.member_id), self._s.now()
+        preferences = command.preferences.applied_to(member.preferences)
+        self._s.check_channels(preferences, now)
+        member.update_profile(preferences=preferences, address=command.address, now=now)
         self._write(member, uow, command)
         return _outcome(member, SignInResult(result="signed_in", member_id=member.id))
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from engine.commands import MessageOrigin
+from engine.errors import PolicyRefused
 from engine.member_commands import (
     Actor,
     CompletePasswordReset,
@@ -17,6 +20,7 @@ from engine.member_commands import (
     UpdateProfile,
     VerifyOtp,
 )
+from membership.model import Communication
 from mpi.model import Address
 from tests.unit.membership.member_bus import MemberBus
 
@@ -204,3 +208,24 @@ def test_an_unknown_username_is_audited_like_a_wrong_password_without_its_name()
     assert result == SignInResult(result="refused")
     [entry] = [a for a in bus.uow.audit.committed if a.action == "member.sign_in"]
     assert (entry.actor, entry.outcome) == ("member:unknown", "refused")
+
+
+def test_the_code_goes_by_text_when_the_member_prefers_text() -> None:
+    bus = MemberBus("membership: {two_factor: {enabled: true}}\n")
+    member_id = active(bus)
+    bus.run(UpdateProfile(origin=origin("Profile"), member_id=member_id, address=None,
+                          preferences=PreferenceInput(mobile="+1 617 555 0100", carrier="verizon",
+                                                      communication=Communication.TEXT)))
+    assert sign_in(bus, member_id, True).result == "challenge"
+    [code] = [n for n in bus.uow.notifications.committed if n.kind == "otp_code"]
+    assert (code.channel, code.recipient, code.carrier) == ("sms", "+1 617 555 0100", "verizon")
+    assert code.context["valid_minutes"] == "6"
+
+
+def test_a_profile_change_to_text_needs_a_carrier_that_still_delivers() -> None:
+    bus = MemberBus()
+    member_id = active(bus)
+    with pytest.raises(PolicyRefused, match="carrier"):
+        bus.run(UpdateProfile(origin=origin("Profile"), member_id=member_id, address=None,
+                              preferences=PreferenceInput(mobile="+1 617 555 0100", carrier="att",
+                                                          communication=Communication.TEXT)))
