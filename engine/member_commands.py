@@ -21,6 +21,7 @@ __all__ = [
     "ActivateMember",
     "Actor",
     "ChangeMembershipStatus",
+    "ChangePassword",
     "CompletePasswordReset",
     "EnrollPatient",
     "ManageToken",
@@ -187,6 +188,20 @@ class UpdateProfile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChangePassword:
+    """A signed-in member's new password: the current one verified against
+    ``checked_against``, the new one checked against ``history_checked_against``."""
+
+    origin: MessageOrigin
+    member_id: str
+    verified: bool
+    checked_against: str
+    password_hash: str
+    history_checked_against: tuple[str, ...]
+    reused: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnlockMember:
     """A Member Account Manager clears a lock, with a reason."""
 
@@ -208,7 +223,7 @@ class SweepCredentials:
 MemberCommand = (EnrollPatient | ActivateMember | ManageToken | ChangeMembershipStatus
                  | UpdatePreferences | RequestPasswordReset | CompletePasswordReset
                  | UpgradePasswordHash | SignIn | VerifyOtp | UpdateProfile | UnlockMember
-                 | SweepCredentials)
+                 | SweepCredentials | ChangePassword)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

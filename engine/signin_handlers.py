@@ -16,9 +16,10 @@ from typing import Any
 
 from engine.audit import AuditEntry
 from engine.commands import Outcome
-from engine.errors import NotFound
+from engine.errors import Conflict, NotFound
 from engine.member_commands import (
     Actor,
+    ChangePassword,
     SignIn,
     SignInResult,
     SweepCredentials,
@@ -28,6 +29,7 @@ from engine.member_commands import (
 )
 from engine.member_effects import Effects, Secrets
 from engine.uow import UnitOfWork
+from membership import errors as merr
 from membership.lockout import Lockout
 from membership.model import Member, MembershipStatus, Preferences
 from membership.otp import issue_challenge
@@ -69,7 +71,8 @@ class SignInHandlers:
 
     def table(self) -> dict[type, Handler]:
         return {SignIn: self.sign_in, VerifyOtp: self.verify_otp, UpdateProfile: self.profile,
-                UnlockMember: self.unlock, SweepCredentials: self.sweep}
+                UnlockMember: self.unlock, SweepCredentials: self.sweep,
+                ChangePassword: self.change_password}
 
     def _write(self, member: Member, uow: UnitOfWork, command: Any, actor: Actor | None = None,
                secrets: Secrets | None = None) -> None:
@@ -146,6 +149,27 @@ class SignInHandlers:
             return _outcome(member, SignInResult(result="refused"))
         if member.lockout.locked(now) or member.membership_status is not MembershipStatus.ACTIVE:
             return _outcome(member, SignInResult(result="refused"))
+        return _outcome(member, SignInResult(result="signed_in", member_id=member.id))
+
+    def change_password(self, command: ChangePassword, uow: UnitOfWork) -> Outcome:
+        """A wrong current password counts as a failed sign-in (the route is no way around
+        the lockout); a reused one is refused; else the password changes."""
+        now, member = self._s.now(), self._member(uow, command.member_id)
+        checked = command.history_checked_against
+        if command.checked_against != member.password_hash or \
+                checked != member.password_history[:len(checked)]:
+            raise Conflict("the password changed meanwhile: try again", "password")
+        if not command.verified or member.lockout.locked(now):
+            if not member.lockout.locked(now):
+                member.sign_in_failed(now=now, lockout=self._s.lockout)
+            self._write(member, uow, command)
+            return _outcome(member, SignInResult(result="refused"))
+        if command.reused:
+            history = self._s.policies.password.history
+            raise merr.PolicyViolation(f"the password must not be one of your last {history} passwords")
+        member.change_password(password_hash=command.password_hash,
+                               history=self._s.policies.password.history, now=now)
+        self._write(member, uow, command)
         return _outcome(member, SignInResult(result="signed_in", member_id=member.id))
 
     # -- profile, unlock, sweeps --------------------------------------------------------------

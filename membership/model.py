@@ -283,6 +283,14 @@ class Member:
             self._record(ev.MemberUnlocked, now, self.id, reason="password reset")
         self.lockout = Lockout.cleared()
 
+    def change_password(self, *, password_hash: str, history: int, now: datetime) -> None:
+        """The signed-in member's own change (the current password was verified)."""
+        if self.membership_status is not MembershipStatus.ACTIVE or self.password_hash is None:
+            raise TransitionRefused(f"the member is {self.membership_status.value}")
+        self._set_password(password_hash, now, history=history)
+        self.password_expired_at = None
+        self._record(ev.PasswordChanged, now, self.id)
+
     def upgrade_password_hash(self, *, expected: str, new_hash: str, now: datetime) -> bool:
         """Store a rehash made at sign-in, unless the password changed meanwhile."""
         if self.password_hash != expected:

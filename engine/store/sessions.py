@@ -83,6 +83,14 @@ class SessionStore:
             done = conn.execute(delete(member_sessions).where(member_sessions.c.member_id == member_id))
         return int(done.rowcount)
 
+    def end_others(self, member_id: str, token: str) -> int:
+        """Every session of a member but this one (the member changed the password)."""
+        table = member_sessions
+        with self._db.begin() as conn:
+            done = conn.execute(delete(table).where(table.c.member_id == member_id,
+                                                    table.c.digest != session_digest(token)))
+        return int(done.rowcount)
+
     def purge(self, now: datetime) -> int:
         """Delete sessions past either lifetime (the scheduler's housekeeping)."""
         table = member_sessions

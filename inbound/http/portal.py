@@ -34,7 +34,7 @@ from engine.store.sessions import SessionStore
 from inbound.http.errors import http_error
 from membership.enrollment import check_field_formats
 from membership.errors import GENERIC_ACTIVATION_FAILURE, PolicyViolation
-from membership.model import Communication
+from membership.model import Communication, Member
 from membership.passwords import Hashers
 from membership.policies import MembershipPolicies
 from membership.tokens import token_digest
@@ -48,8 +48,9 @@ from membership.validators import (
 )
 from mpi.search import MpiSearch
 
-__all__ = ["PortalBody", "PortalCalls", "PortalDependencies", "complete_password_reset", "origin",
-           "password_validators", "portal_router"]
+__all__ = ["NewPassword", "PortalBody", "PortalCalls", "PortalDependencies",
+           "complete_password_reset", "new_password", "origin", "password_validators",
+           "portal_router"]
 
 T = TypeVar("T")
 Apply = Callable[[Command], Awaitable[Outcome]]
@@ -193,20 +194,37 @@ async def complete_password_reset(calls: PortalCalls, validators: list[SecretVal
     """The whole password policy, history included, then the single-use token is spent and
     every session of the member ends."""
     deps = calls.deps
-    try:
-        check_secret("the password", password, validators)
-    except PolicyViolation as exc:
-        raise unprocessable(exc) from exc
     member = await calls.read(deps.queries.by_reset_token, token_digest(token))
-    history = member.password_history if member is not None else ()
-    current = (member.password_hash,) if member is not None and member.password_hash else ()
-    previous = (*current, *history)[:max(deps.policies.password.history, 1)]
-    reused = await calls.off_loop(NotRecentlyUsed(previous, deps.hashers).validate, password)
-    new_hash = await calls.off_loop(deps.hashers.hash, password)
+    chosen = await new_password(calls, validators, member, password)
     outcome = await calls.apply(CompletePasswordReset(
-        origin=origin("CompletePasswordReset"), token=token, password_hash=new_hash,
-        history_checked_against=history, reused=reused is not None))
+        origin=origin("CompletePasswordReset"), token=token, password_hash=chosen.hash,
+        history_checked_against=chosen.history, reused=chosen.reused))
     view = outcome.member
     if view is not None:
         await calls.read(deps.sessions.end_all, view.member_id)
     return {"member_id": view.member_id if view else None, "password_changed": True}
+
+
+@dataclass(frozen=True, slots=True)
+class NewPassword:
+    """A chosen password, hashed, and whether it is one of the member's recent ones."""
+
+    hash: str
+    history: tuple[str, ...]  # the stored hashes it was compared with (besides the current)
+    reused: bool
+
+
+async def new_password(calls: PortalCalls, validators: list[SecretValidator], member: Member | None,
+                       password: str) -> NewPassword:
+    """Check ``password`` against the policy (422 naming every broken rule) and the member's
+    recent passwords, and hash it: both slow steps on the hashing pool."""
+    deps = calls.deps
+    try:
+        check_secret("the password", password, validators)
+    except PolicyViolation as exc:
+        raise unprocessable(exc) from exc
+    history = member.password_history if member is not None else ()
+    current = (member.password_hash,) if member is not None and member.password_hash else ()
+    previous = (*current, *history)[:max(deps.policies.password.history, 1)]
+    reused = await calls.off_loop(NotRecentlyUsed(previous, deps.hashers).validate, password)
+    return NewPassword(await calls.off_loop(deps.hashers.hash, password), history, reused is not None)

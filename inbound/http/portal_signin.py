@@ -29,6 +29,7 @@ from pydantic import Field, model_validator
 from engine.errors import EngineError
 from engine.member_commands import (
     Actor,
+    ChangePassword,
     RequestPasswordReset,
     SignIn,
     SignInResult,
@@ -43,6 +44,7 @@ from inbound.http.portal import (
     PreferencesBody,
     Secret,
     complete_password_reset,
+    new_password,
     origin,
     password_validators,
 )
@@ -83,6 +85,11 @@ class ResetRequestBody(PortalBody):
 
 class NewPasswordBody(PortalBody):
     password: Secret
+
+
+class PasswordChangeBody(PortalBody):
+    current_password: Secret
+    new_password: Secret
 
 
 class AddressBody(PortalBody):
@@ -247,6 +254,26 @@ def _account_routes(router: APIRouter, calls: PortalCalls, signed_in: Any) -> No
                                         preferences=preferences,
                                         address=body.address.value() if body.address else None))
         return await _account(calls, member_id)
+
+    @router.put("/password")
+    async def change_password(body: PasswordChangeBody, credentials: Credentials,
+                              member_id: str = session) -> dict[str, Any]:
+        """Change the password: the current one (a wrong one counts as a failed sign-in), and
+        a new one passing the whole policy. Every other session of the member ends."""
+        member = await calls.read(deps.queries.get, member_id)
+        if member is None or member.password_hash is None:
+            raise HTTPException(401, "the account no longer exists")
+        current = await calls.off_loop(deps.hashers.check, body.current_password, member.password_hash)
+        chosen = await new_password(calls, validators, member, body.new_password)
+        outcome = await calls.apply(ChangePassword(
+            origin=origin("ChangePassword"), member_id=member_id, verified=current.ok,
+            checked_against=member.password_hash, password_hash=chosen.hash,
+            history_checked_against=chosen.history, reused=chosen.reused))
+        if outcome.member.result != "signed_in":
+            raise HTTPException(401, "the current password is not correct")
+        assert credentials is not None  # the session dependency checked it
+        await calls.read(deps.sessions.end_others, member_id, credentials.credentials)
+        return {"member_id": member_id, "password_changed": True}
 
     @router.post("/password-resets", status_code=202)
     async def request_reset(body: ResetRequestBody) -> dict[str, Any]:

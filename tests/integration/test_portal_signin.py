@@ -280,3 +280,22 @@ def test_many_wrong_passwords_at_once_lock_only_their_account(pg: str, tmp_path:
         assert answers == [401] * 400  # never a 5xx, never a hint
         assert p.sign_in().status_code == 423
         assert p.sign_in("bob.roe").status_code == 201
+
+
+def test_a_signed_in_member_changes_the_password(pg: str, tmp_path: Path,
+                                                 smtp_server: SmtpServer) -> None:
+    with portal(pg, tmp_path, smtp_server) as p:
+        this = {"Authorization": f"Bearer {p.sign_in().json()['session']}"}
+        other = {"Authorization": f"Bearer {p.sign_in().json()['session']}"}
+        change = {"current_password": PASSWORD, "new_password": "Fresh8start"}
+        wrong = p.http.put("/portal/password", headers=this, json=change | {"current_password": "Nope1x"})
+        assert wrong.status_code == 401
+        assert p.http.put("/portal/password", headers=this,
+                          json=change | {"new_password": PASSWORD}).status_code == 422  # reused
+        done = p.http.put("/portal/password", headers=this, json=change)
+        assert done.status_code == 200, done.text
+        assert p.http.get("/portal/me", headers=this).status_code == 200
+        assert p.http.get("/portal/me", headers=other).status_code == 401  # the others end
+        assert p.sign_in(password="Fresh8start").status_code == 201
+        assert p.sign_in().status_code == 401
+        mail(p.smtp, "password was changed")

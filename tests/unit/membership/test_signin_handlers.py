@@ -229,3 +229,24 @@ def test_a_profile_change_to_text_needs_a_carrier_that_still_delivers() -> None:
         bus.run(UpdateProfile(origin=origin("Profile"), member_id=member_id, address=None,
                               preferences=PreferenceInput(mobile="+1 617 555 0100", carrier="att",
                                                           communication=Communication.TEXT)))
+
+
+def test_a_wrong_current_password_at_a_change_counts_as_a_failed_sign_in() -> None:
+    from engine.member_commands import ChangePassword
+
+    bus = MemberBus()
+    member_id = active(bus)
+
+    def change(ok: bool) -> str:
+        return str(bus.run(ChangePassword(
+            origin=origin("Change"), member_id=member_id, verified=ok, checked_against=HASH,
+            password_hash="new$hash", history_checked_against=(), reused=False)).member.result)
+
+    assert [change(False) for _ in range(3)] == ["refused"] * 3
+    assert sign_in(bus, member_id, True).result == "locked"
+    assert change(True) == "refused"  # not while locked
+    bus.advance(minutes=5)
+    assert change(True) == "signed_in"
+    member = bus.uow.members.get(member_id)
+    assert member is not None and member.password_hash == "new$hash"
+    assert member.password_history == (HASH,)
