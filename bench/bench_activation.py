@@ -16,7 +16,9 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -90,31 +92,39 @@ def bare_hashing(runtime_hash: object, count: int) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--members", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=16)
-    args = parser.parse_args()
+@contextmanager
+def engine_with_patients(count: int) -> Iterator[EngineThread]:
+    """The API on a new PostgreSQL database with ``count`` patients (dropped afterwards)."""
     url, drop = create_database()
-    config = Path(f"/tmp/bench-activation-{os.getpid()}.yaml")
+    config = Path(f"/tmp/bench-membership-{os.getpid()}.yaml")
     config.write_text(RULES + MEMBERSHIP, encoding="utf-8")
     try:
         database = open_database(url)
         upgrade(database)
         database.dispose()
-        seed_patients(url, config, args.members)
+        seed_patients(url, config, count)
         runtime = build_runtime(Settings(database_url=url, config_path=config, secret_key=TEST_SECRET_KEY,
                                          http_port=0), migrate_sqlite=False)
         with EngineThread(runtime, frozenset({"api"})) as thread:
-            tokens = enroll_all(thread, args.members)
-            port = thread.runtime.bound_ports["http"]
-            reference = bare_hashing(runtime.hashers.hash, args.members)
-            elapsed = asyncio.run(activate_all(f"http://127.0.0.1:{port}", tokens, args.clients))
-            reference_after = bare_hashing(runtime.hashers.hash, args.members)
+            yield thread
         runtime.database.dispose()
     finally:
         drop()
         config.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=16)
+    args = parser.parse_args()
+    with engine_with_patients(args.members) as thread:
+        runtime = thread.runtime
+        tokens = enroll_all(thread, args.members)
+        port = runtime.bound_ports["http"]
+        reference = bare_hashing(runtime.hashers.hash, args.members)
+        elapsed = asyncio.run(activate_all(f"http://127.0.0.1:{port}", tokens, args.clients))
+        reference_after = bare_hashing(runtime.hashers.hash, args.members)
     bare = args.members / ((reference + reference_after) / 2)
     ours = args.members / elapsed
     print(f"\n{'measure':<52} result")

@@ -43,6 +43,7 @@ from engine.metrics import EngineMetrics, serve_metrics
 from engine.routing import Router
 from engine.rules import RoutingRules, load_rules
 from engine.runtime_metrics import RuntimeSources, watch_runtime
+from engine.scheduler import Scheduler
 from engine.sealing import journal_sealer
 from engine.secretbox import AesGcmBox, NoKeyBox, load_key
 from engine.shutdown import StopBudget, within
@@ -54,6 +55,7 @@ from engine.store.journal import PayloadPolicy, SqlJournalStore
 from engine.store.member_queries import MemberQueries
 from engine.store.migrate import pending_revision, upgrade
 from engine.store.notification_rows import NotificationRows
+from engine.store.sessions import SessionStore
 from engine.store.sql_uow import SqlUnitOfWork, WriterConnection
 from engine.store.staff import SqlStaffDirectory
 from inbound.amqp_dispatch import PartitionDispatcher, patient_key
@@ -87,12 +89,13 @@ from outbound.tail import tail_events
 
 __all__ = ["COMPONENTS", "RECEIVERS", "Runtime", "build_runtime", "check_notification_templates",
            "count_by_status", "dry_run", "explain_file", "hl7_receiver", "http_app",
-           "journal_sweep", "letter_desk", "list_rows", "replay_outbox", "run_components", "send_hl7_files",
+           "journal_sweep", "letter_desk", "list_rows", "replay_outbox", "run_components",
+           "scheduler", "send_hl7_files",
            "tail_events", "upgrade_database"]
 
 log = logging.getLogger("portalbridge")
 
-COMPONENTS = frozenset({"listen", "api", "relay", "worker", "enrollment", "notifier"})
+COMPONENTS = frozenset({"listen", "api", "relay", "worker", "enrollment", "notifier", "scheduler"})
 #: Components that receive messages: their processes journal them and sweep the journal.
 RECEIVERS = frozenset({"listen", "api", "worker"})
 
@@ -125,11 +128,13 @@ class Runtime:
     hashers: Hashers
     intake: EnrollmentIntake
     pool: ThreadPoolExecutor  # slow hashing, never on the writer thread or the event loop
+    sessions: SessionStore
     journal: JournalWriter
     messages: JournalStore
     metrics: EngineMetrics
     sources: RuntimeSources  # what /metrics reads when scraped
     bound_ports: dict[str, int] = field(default_factory=dict)
+    decoy: str | None = None  # see ``decoy_hash``
 
 
 def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
@@ -155,7 +160,8 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                       notify_password_change=policies.password.notify_on_change,
                       audit=audit_member_event)
     members = MemberHandlers(MemberServices(policies=policies, clock=clock, ids=ids, random=random,
-                                            box=box, effects=effects, channels=rules.notifications))
+                                            box=box, effects=effects, channels=rules.notifications,
+                                            lockout=rules.membership.lockout.mechanisms()))
     journal = JournalWriter(enabled=rules.journal.enabled, observe=metrics.observe_entry)
     bus, writer = MessageBus(rules, clock, ids, members), WriterConnection(database)
     # SQLite takes one writer at a time; on PostgreSQL several writers overlap their waits.
@@ -171,14 +177,15 @@ def build_runtime(settings: Settings, *, rules: RoutingRules | None = None,
                              notification_counts=NotificationRows(database).counts)
     watch_runtime(metrics, sources)
     hashers = hashers_for(policies.password, random)
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hashing")
+    pool = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 2), thread_name_prefix="hashing")
     return Runtime(settings=settings, rules=rules, database=database, clock=clock, ids=ids,
                    bus=bus, committer=committer, router=Router(rules),
                    search=MpiSearch(database.connect),
                    staff=SqlStaffDirectory(database, clock, ids), audit=SqlAuditLog(database, clock),
                    members=MemberQueries(database.connect), box=box, random=random,
                    hashers=hashers, intake=EnrollmentIntake(policies, hashers, random, pool),
-                   pool=pool, journal=journal, messages=SqlJournalStore(database, payloads),
+                   pool=pool, sessions=SessionStore(database, random, policies.sessions),
+                   journal=journal, messages=SqlJournalStore(database, payloads),
                    metrics=metrics, sources=sources)
 
 
@@ -306,7 +313,9 @@ def http_app(runtime: Runtime) -> FastAPI:
                             clock=runtime.clock, journal=runtime.journal)
     portal = PortalDependencies(apply=runtime.committer.apply, queries=runtime.members,
                                 hashers=runtime.hashers, pool=runtime.pool,
-                                policies=runtime.rules.membership.policies(), clock=runtime.clock)
+                                policies=runtime.rules.membership.policies(), clock=runtime.clock,
+                                sessions=runtime.sessions, search=runtime.search,
+                                decoy_hash=decoy_hash(runtime))
     membership = MembershipHttp(apply=runtime.committer.apply, queries=runtime.members,
                                 search=runtime.search, intake=runtime.intake, pool=runtime.pool,
                                 audit=runtime.audit, clock=runtime.clock,
@@ -320,6 +329,14 @@ def http_app(runtime: Runtime) -> FastAPI:
                       clock=runtime.clock, ready=lambda: readiness(runtime), membership=membership,
                       metrics=runtime.metrics.exposition, version=package_version(),
                       fhir=fhir, messages=runtime.messages, limits=limits, portal=portal)
+
+
+def decoy_hash(runtime: Runtime) -> str:
+    """A hash of a random password with the preferred hasher (made once per process): what an
+    unknown username is checked against, at the cost of a real one."""
+    if runtime.decoy is None:
+        runtime.decoy = runtime.hashers.hash(runtime.random.bytes(24).hex())
+    return runtime.decoy
 
 
 def _start_metrics_server(runtime: Runtime) -> Callable[[], None] | None:
@@ -403,6 +420,9 @@ def _start_blocking(runtime: Runtime, components: frozenset[str],
     if "notifier" in components:
         jobs.append(Background("notifier", notifier(runtime).run,
                                lambda _exc: loop.call_soon_threadsafe(stop.set)))
+    if "scheduler" in components:
+        jobs.append(Background("scheduler", scheduler(runtime).run,
+                               lambda _exc: loop.call_soon_threadsafe(stop.set)))
     if components & RECEIVERS:
         jobs.append(Background("journal-sweep", journal_sweep(runtime).run))
     for job in jobs:
@@ -441,6 +461,13 @@ def letter_desk(runtime: Runtime) -> LetterDesk:
     return LetterDesk(database=runtime.database, search=runtime.search, box=runtime.box,
                       audit=runtime.audit, rules=runtime.rules.notifications, clock=runtime.clock,
                       sends_passphrase=runtime.rules.membership.policies().passphrase.send_with_token)
+
+
+def scheduler(runtime: Runtime) -> Scheduler:
+    """The membership scheduler of this runtime (every ``PORTALBRIDGE_SCHEDULER_INTERVAL``)."""
+    return Scheduler(queries=runtime.members, sessions=runtime.sessions, clock=runtime.clock,
+                     password=runtime.rules.membership.policies().password,
+                     submit=runtime.committer.submit, every=runtime.settings.scheduler_interval)
 
 
 def _worker(runtime: Runtime) -> Hl7QueueWorker:

@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"portalbridge {_version()}")
     sub = parser.add_subparsers(metavar="COMMAND")
     for name, components, text in (
-        ("serve", "listen,api,relay,enrollment,notifier",
+        ("serve", "listen,api,relay,enrollment,notifier,scheduler",
          "run everything in one process (embedded defaults)"),
         ("listen", "listen", "run the MLLP listener only"),
         ("api", "api", "run the HTTP API only"),
@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         ("worker", "worker,enrollment", "run the queue consumers only (HL7 v2 over AMQP and "
          "automated-enrollment requests)"),
         ("notifier", "notifier", "run the notifier only (deliver notifications to members)"),
+        ("scheduler", "scheduler", "run the membership scheduler only (deactivate expired "
+         "passwords, end timed locks, delete ended sessions)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text, epilog=settings_epilog(setting_names()))
         cmd.set_defaults(run=_serve, components=frozenset(components.split(",")))

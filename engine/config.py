@@ -102,6 +102,7 @@ class Settings:
     limits: ListenerLimits = field(default_factory=ListenerLimits)
     writer_stall_seconds: float = 30.0  # a writer busy longer on one group fails readiness
     shutdown_timeout: float = 10.0  # seconds from SIGTERM to exit, stuck or not
+    scheduler_interval: float = 60.0  # seconds between the membership scheduler's passes
     #: Where notifications go: file://FOLDER, smtp://..., smtps://... It may hold the SMTP
     #: password, so it is left out of the settings' repr.
     mail_url: str = field(default=DEFAULT_MAIL_URL, repr=False)
@@ -142,6 +143,7 @@ class Settings:
             limits=ListenerLimits.from_environment(env),
             writer_stall_seconds=_seconds(env, "PORTALBRIDGE_WRITER_STALL_SECONDS", 30.0),
             shutdown_timeout=_seconds(env, "PORTALBRIDGE_SHUTDOWN_TIMEOUT", 10.0),
+            scheduler_interval=_seconds(env, "PORTALBRIDGE_SCHEDULER_INTERVAL", 60.0),
             mail_url=env.get("PORTALBRIDGE_MAIL_URL") or DEFAULT_MAIL_URL,
             database_timeouts=DatabaseTimeouts(
                 statement=_seconds(env, "PORTALBRIDGE_DB_STATEMENT_TIMEOUT", 30.0, below=A_DAY),

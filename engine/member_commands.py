@@ -8,26 +8,34 @@ against, and the handler applies it only if that hash is still the stored one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 from engine.commands import MessageOrigin
-from membership.model import Communication
+from membership.model import Communication, Preferences
 from membership.policies import EnrollmentMode
+from mpi.model import Address
 
 __all__ = [
     "ActivateMember",
     "Actor",
     "ChangeMembershipStatus",
+    "ChangePassword",
     "CompletePasswordReset",
     "EnrollPatient",
     "ManageToken",
     "MemberCommand",
     "MemberView",
     "RequestPasswordReset",
+    "SignIn",
+    "SignInResult",
+    "SweepCredentials",
+    "UnlockMember",
     "UpdatePreferences",
+    "UpdateProfile",
     "UpgradePasswordHash",
+    "VerifyOtp",
 ]
 
 
@@ -49,6 +57,12 @@ class PreferenceInput:
     carrier: str | None = None
     communication: Communication | None = None
     locale: str | None = None
+
+    def applied_to(self, current: Preferences) -> Preferences:
+        """``current`` with every value given here."""
+        changes = {name: value for name in ("email", "mobile", "carrier", "communication", "locale")
+                   if (value := getattr(self, name)) is not None}
+        return replace(current, **changes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,9 +155,87 @@ class UpgradePasswordHash:
     new_hash: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignIn:
+    """A sign-in whose password was verified on the hashing pool against ``checked_against``
+    (``new_hash``: the same password hashed with the current hasher, when it must be upgraded).
+    Sent when something must be written: a failure, a lock, a challenge, an upgrade."""
+
+    origin: MessageOrigin
+    member_id: str
+    verified: bool
+    checked_against: str
+    new_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyOtp:
+    """The second step of a two-factor sign-in: the challenge id and the code received."""
+
+    origin: MessageOrigin
+    challenge: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateProfile:
+    """The member's own profile change (4.3): only the fields the policy lets them change."""
+
+    origin: MessageOrigin
+    member_id: str
+    preferences: PreferenceInput
+    address: Address | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangePassword:
+    """A signed-in member's new password: the current one verified against
+    ``checked_against``, the new one checked against ``history_checked_against``."""
+
+    origin: MessageOrigin
+    member_id: str
+    verified: bool
+    checked_against: str
+    password_hash: str
+    history_checked_against: tuple[str, ...]
+    reused: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnlockMember:
+    """A Member Account Manager clears a lock, with a reason."""
+
+    origin: MessageOrigin
+    member_id: str
+    reason: str
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepCredentials:
+    """The scheduler: mark these members' expired passwords, or end their timed locks."""
+
+    origin: MessageOrigin
+    action: Literal["expire_passwords", "end_locks"]
+    member_ids: tuple[str, ...]
+
+
 MemberCommand = (EnrollPatient | ActivateMember | ManageToken | ChangeMembershipStatus
                  | UpdatePreferences | RequestPasswordReset | CompletePasswordReset
-                 | UpgradePasswordHash)
+                 | UpgradePasswordHash | SignIn | VerifyOtp | UpdateProfile | UnlockMember
+                 | SweepCredentials | ChangePassword)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignInResult:
+    """What a sign-in step came to. ``challenge`` (two-factor) and ``change_token`` (an
+    expired password) are secrets for the caller's answer only, never stored in clear."""
+
+    result: Literal["signed_in", "refused", "locked", "challenge", "inactive", "expired"]
+    member_id: str = ""
+    locked_until: datetime | None = None
+    challenge: str = ""
+    change_token: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

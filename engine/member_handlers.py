@@ -33,9 +33,11 @@ from engine.member_commands import (
 )
 from engine.member_effects import Effects, Secrets
 from engine.notification_rules import NotificationRules
+from engine.signin_handlers import SignInHandlers, SignInServices
 from engine.uow import UnitOfWork
 from membership import errors as merr
 from membership.enrollment import age_on, choose_email, fields_match
+from membership.lockout import Lockout, lockout_for
 from membership.model import Member, Preferences, refuse_duplicate
 from membership.policies import MembershipPolicies
 from membership.tokens import ActivationToken, RandomSource, SecretBox, new_token_text, token_digest
@@ -94,6 +96,9 @@ class MemberServices:
     #: Checks contact details against the carrier table (text needs a mobile and a carrier
     #: whose gateway still delivers); None checks nothing.
     channels: NotificationRules | None = None
+    #: The lockout mechanisms (with a custom one loaded from routing.yaml); None: the policy's
+    #: built-in ones.
+    lockout: Lockout | None = None
 
 
 class MemberHandlers:
@@ -107,6 +112,11 @@ class MemberHandlers:
             RequestPasswordReset: self.request_reset, CompletePasswordReset: self.complete_reset,
             UpgradePasswordHash: self.upgrade_hash,
         }
+        s = services
+        self._table.update(SignInHandlers(SignInServices(
+            policies=s.policies, lockout=s.lockout or lockout_for(s.policies.lockout),
+            random=s.random, box=s.box, effects=s.effects, now=s.clock.now,
+            check_channels=self._check_channels)).table())
 
     def handle(self, command: MemberCommand, uow: UnitOfWork) -> Outcome:
         with _domain_errors():
@@ -317,6 +327,4 @@ def _allowed(given: PreferenceInput, allowed: frozenset[str]) -> PreferenceInput
 
 
 def _preferences(current: Preferences, given: PreferenceInput) -> Preferences:
-    changes = {name: value for name in ("email", "mobile", "carrier", "communication", "locale")
-               if (value := getattr(given, name)) is not None}
-    return replace(current, **changes)
+    return given.applied_to(current)

@@ -7,29 +7,38 @@ default where it names one; the shipped routing.yaml lists them all, commented.
 
 from __future__ import annotations
 
+import importlib
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from engine.domain.durations import parse_duration
+from membership.lockout import Lockout, LockoutMechanism, lockout_for
 from membership.model import Communication
 from membership.policies import (
+    PROFILE_FIELDS,
     AutomatedEmailPolicy,
     CharacterRules,
     HasherName,
+    LockoutMessages,
+    LockoutPolicy,
+    LockRule,
     MembershipPolicies,
     PassphrasePolicy,
     PassphraseUse,
     PasswordPolicy,
     PointOfCareEmailPolicy,
+    ProfilePolicy,
     RequiredField,
+    SessionPolicy,
     ThrottlePolicy,
+    TwoFactorPolicy,
 )
 from mpi.model import DEMOGRAPHIC_FIELDS
 
-__all__ = ["EnrollRule", "MembershipRules"]
+__all__ = ["EnrollRule", "MembershipRules", "load_mechanism"]
 
 def _duration(value: Any) -> Any:
     """``"72h"`` -> ``timedelta(hours=72)``; a timedelta (or None) passes through."""
@@ -85,6 +94,7 @@ class PasswordModel(_Strict):
     argon2_memory_kib: Annotated[int, Field(ge=8192)] = 65_536
     argon2_parallelism: Annotated[int, Field(ge=1, le=16)] = 1
     expire_after: Duration | None = None
+    deactivate_expired: bool = False
     notify_on_change: bool = True
 
     def value(self) -> PasswordPolicy:
@@ -125,6 +135,96 @@ class ThrottleModel(_Strict):
     lock: Duration = timedelta(minutes=5)
 
 
+class LockRuleModel(_Strict):
+    """One built-in lockout mechanism; ``lock: indefinite`` locks until a password reset."""
+
+    failures: Annotated[int, Field(ge=1, le=1000)] = 3
+    window: Duration = timedelta(minutes=5)  # time-based only
+    lock: Duration | Literal["indefinite"] = timedelta(minutes=5)
+
+    def value(self, time_based: bool) -> LockRule:
+        return LockRule(failures=self.failures, window=self.window if time_based else None,
+                        lock=None if self.lock == "indefinite" else self.lock)
+
+
+_BUILT_IN = LockoutMessages()
+Message = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class LockoutMessagesModel(_Strict):
+    """What members are told; ``{until}`` in ``timed`` is the lock's end (ISO 8601, UTC)."""
+
+    timed: Message = _BUILT_IN.timed
+    indefinite: Message = _BUILT_IN.indefinite
+    failed: Message = _BUILT_IN.failed
+
+
+def load_mechanism(path: str, options: dict[str, str]) -> LockoutMechanism:
+    """The custom lockout mechanism ``package.module:Class`` (or ``package.module.Class``),
+    constructed with ``options``; ``ValueError`` says what is wrong with it."""
+    module_name, _, class_name = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"cannot import {path!r}: {exc}") from None
+    if not (isinstance(found, type) and issubclass(found, LockoutMechanism)):
+        raise ValueError(f"{path!r} is not a subclass of membership.lockout.LockoutMechanism")
+    try:
+        return found(**options)
+    except TypeError as exc:
+        raise ValueError(f"{path!r} does not take these custom_options: {exc}") from None
+
+
+class LockoutModel(_Strict):
+    """``membership.lockout`` (5.2): ``time_based`` and ``successive`` (each ``null`` = off)."""
+
+    time_based: LockRuleModel | None = LockRuleModel()
+    successive: LockRuleModel | None = None
+    custom: Annotated[str, Field(max_length=300)] = ""
+    custom_options: dict[str, str] = {}
+    messages: LockoutMessagesModel = LockoutMessagesModel()
+
+    @field_validator("custom")
+    @classmethod
+    def _importable(cls, path: str) -> str:
+        if path and not re.fullmatch(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*", path):
+            raise ValueError(f"{path!r} is not a dotted path like package.module:Class")
+        return path
+
+    @model_validator(mode="after")
+    def _loads(self) -> LockoutModel:
+        if self.custom:  # a mechanism that cannot be built fails `config check`, not a sign-in
+            load_mechanism(self.custom, self.custom_options)
+        return self
+
+    def mechanisms(self) -> Lockout:
+        """The built-in mechanisms in force plus the custom one, constructed."""
+        custom = load_mechanism(self.custom, self.custom_options) if self.custom else None
+        return lockout_for(self.value(), custom)
+
+    def value(self) -> LockoutPolicy:
+        return LockoutPolicy(
+            time_based=self.time_based.value(True) if self.time_based else None,
+            successive=self.successive.value(False) if self.successive else None,
+            custom=self.custom, custom_options=tuple(sorted(self.custom_options.items())),
+            messages=LockoutMessages(**self.messages.model_dump()))
+
+
+class TwoFactorModel(_Strict):
+    enabled: bool = False
+    valid_for: Duration = timedelta(minutes=6)
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class SessionModel(_Strict):
+    idle: Duration = timedelta(minutes=30)
+    absolute: Duration = timedelta(hours=12)
+
+
+ProfileField = Literal["address", "email", "mobile", "carrier", "communication", "locale"]
+assert set(ProfileField.__args__) == set(PROFILE_FIELDS)  # type: ignore[attr-defined]
+
+
 _DEFAULT_FIELDS = (RequiredFieldModel(name="ssn", display="Social Security number",
                                       pattern=r"\d{3}-?\d{2}-?\d{4}"),
                    RequiredFieldModel(name="mothers_maiden_name", display="Mother's maiden name"))
@@ -149,6 +249,10 @@ class MembershipRules(_Strict):
     activation_preferences: tuple[Preference, ...] = ("email", "mobile", "carrier", "communication",
                                                       "locale")
     default_locale: Annotated[str, Field(min_length=2, max_length=16)] = "en-US"
+    lockout: LockoutModel = LockoutModel()
+    two_factor: TwoFactorModel = TwoFactorModel()
+    sessions: SessionModel = SessionModel()
+    profile_updates: tuple[ProfileField, ...] = PROFILE_FIELDS  # type: ignore[assignment]
 
     def policies(self) -> MembershipPolicies:
         """The frozen domain values (cached: built once per rules object)."""
@@ -167,7 +271,10 @@ class MembershipRules(_Strict):
                 activation_throttle=ThrottlePolicy(failures=t.failures, window=t.window, lock=t.lock),
                 minimum_age=self.minimum_age,
                 activation_preferences=frozenset(self.activation_preferences),
-                default_locale=self.default_locale)
+                default_locale=self.default_locale, lockout=self.lockout.value(),
+                two_factor=TwoFactorPolicy(**self.two_factor.model_dump()),
+                sessions=SessionPolicy(**self.sessions.model_dump()),
+                profile=ProfilePolicy(editable=frozenset(self.profile_updates)))
             object.__setattr__(self, "_policies", cached)
         return cached
 

@@ -26,6 +26,7 @@ from engine.notification_rules import NotificationRules
 from mpi.limits import AUTHORITY_CHARS, FACILITY_CHARS
 
 __all__ = [
+    "CREDENTIAL_EVENT_TYPES",
     "EVENT_TYPES",
     "MERGE_TRIGGERS",
     "Action",
@@ -47,10 +48,14 @@ __all__ = [
 ]
 
 EventType = Literal["mpi.changed", "member.enrolled", "member.activated", "member.deactivated",
-                    "member.reactivated"]
-#: Status-change event types (routing keys) the engine knows how to publish.
+                    "member.reactivated", "member.password_changed", "member.locked",
+                    "member.unlocked"]
+#: Status-change event types (routing keys) published unless ``events.publish`` says otherwise.
 EVENT_TYPES: tuple[EventType, ...] = ("mpi.changed", "member.enrolled", "member.activated",
                                       "member.deactivated", "member.reactivated")
+#: Credential events: known, but published only when ``events.publish`` names them.
+CREDENTIAL_EVENT_TYPES: tuple[EventType, ...] = ("member.password_changed", "member.locked",
+                                                 "member.unlocked")
 
 
 #: ADT triggers that merge patient records (HL7 v2 chapter 3): a route must apply them with

@@ -12,15 +12,22 @@ from typing import ClassVar
 
 __all__ = [
     "ActivationRefused",
+    "ContactChanged",
     "MemberActivated",
     "MemberDeactivated",
     "MemberEnrolled",
     "MemberEvent",
+    "MemberLocked",
     "MemberReactivated",
+    "MemberUnlocked",
+    "OtpIssued",
+    "OtpRefused",
     "PasswordChanged",
+    "PasswordExpired",
     "PasswordHashUpgraded",
     "PasswordResetRequested",
     "PreferencesChanged",
+    "SignInRefused",
     "TokenRegenerated",
     "TokenRenewed",
     "TokenResent",
@@ -101,6 +108,7 @@ class PreferencesChanged(MemberEvent):
 class PasswordResetRequested(MemberEvent):
     action: ClassVar[str] = "password.reset"
     expires_at: datetime
+    notify: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,3 +119,56 @@ class PasswordChanged(MemberEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PasswordHashUpgraded(MemberEvent):
     action: ClassVar[str] = "password.rehash"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignInRefused(MemberEvent):
+    """A sign-in with a wrong password (``reason`` says so; audit only)."""
+
+    action: ClassVar[str] = "member.sign_in"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberLocked(MemberEvent):
+    """Failed sign-ins locked the account, until ``locked_until`` (None: until a reset)."""
+
+    action: ClassVar[str] = "member.lock"
+    locked_until: datetime | None
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberUnlocked(MemberEvent):
+    """The lock ended: its time was over, a password reset or a staff member cleared it."""
+
+    action: ClassVar[str] = "member.unlock"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OtpIssued(MemberEvent):
+    """A two-factor code was sent (the code itself travels beside the event, never in it)."""
+
+    action: ClassVar[str] = "member.otp"
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OtpRefused(MemberEvent):
+    action: ClassVar[str] = "member.otp"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordExpired(MemberEvent):
+    """The password passed its maximum age and was deactivated: it must be changed."""
+
+    action: ClassVar[str] = "password.expire"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactChanged(MemberEvent):
+    """The member's e-mail or mobile changed; the old address is told (channel, recipient)."""
+
+    action: ClassVar[str] = "member.contact"
+    channel: str  # "email" or "sms"
+    old_recipient: str
+    old_carrier: str = ""

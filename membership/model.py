@@ -15,8 +15,11 @@ from enum import StrEnum
 
 from membership import events as ev
 from membership.errors import AlreadyEnrolled, PolicyViolation, TransitionRefused
+from membership.lockout import Lockout, LockoutState
+from membership.otp import OtpChallenge, OtpCheck
 from membership.policies import ThrottlePolicy
 from membership.tokens import ActivationToken
+from mpi.model import Address
 
 __all__ = [
     "Communication",
@@ -119,6 +122,10 @@ class Member:
     password_changed_at: datetime | None = None
     reset: ActivationToken | None = None
     activated_at: datetime | None = None
+    lockout: LockoutState = field(default_factory=LockoutState)
+    otp: OtpChallenge | None = None
+    password_expired_at: datetime | None = None  # deactivated by the scheduler (max age)
+    address: Address | None = None  # the member's own (for letters), from the portal profile
     version: int = 0
     events: list[ev.MemberEvent] = field(default_factory=list)
 
@@ -243,12 +250,15 @@ class Member:
         self._record(ev.PreferencesChanged, now, actor, reason=reason, fields=changed)
 
     def request_password_reset(self, *, reset: ActivationToken, now: datetime, actor: str,
-                               reason: str = "") -> None:
+                               reason: str = "", notify: bool = True) -> None:
+        """A new single-use reset token replaces any earlier one. ``notify`` False: the token
+        goes straight to the member who proved the password (an expired one), not by mail."""
         if self.membership_status is not MembershipStatus.ACTIVE or self.password_hash is None:
             raise TransitionRefused(f"a password reset needs an active member; this member is "
                                     f"{self.membership_status.value}")
         self.reset = reset
-        self._record(ev.PasswordResetRequested, now, actor, reason=reason, expires_at=reset.expires_at)
+        self._record(ev.PasswordResetRequested, now, actor, reason=reason, expires_at=reset.expires_at,
+                     notify=notify)
 
     def reset_refusal(self, *, token: str, now: datetime) -> str | None:
         if self.reset is None or not self.reset.matches(token):
@@ -266,6 +276,19 @@ class Member:
             raise TransitionRefused(refusal)
         self._set_password(password_hash, now, history=history)
         self.reset = None
+        self.otp = None
+        self.password_expired_at = None
+        self._record(ev.PasswordChanged, now, self.id)
+        if self.lockout.has_lock:  # a reset is how a member unlocks (5.2), timed or not
+            self._record(ev.MemberUnlocked, now, self.id, reason="password reset")
+        self.lockout = Lockout.cleared()
+
+    def change_password(self, *, password_hash: str, history: int, now: datetime) -> None:
+        """The signed-in member's own change (the current password was verified)."""
+        if self.membership_status is not MembershipStatus.ACTIVE or self.password_hash is None:
+            raise TransitionRefused(f"the member is {self.membership_status.value}")
+        self._set_password(password_hash, now, history=history)
+        self.password_expired_at = None
         self._record(ev.PasswordChanged, now, self.id)
 
     def upgrade_password_hash(self, *, expected: str, new_hash: str, now: datetime) -> bool:
@@ -283,8 +306,102 @@ class Member:
         self.password_changed_at = now
 
     def password_expired(self, now: datetime, expire_after: timedelta | None) -> bool:
+        """Deactivated by the scheduler, or older than the maximum age: change it to sign in."""
+        if self.password_expired_at is not None:
+            return True
         changed = self.password_changed_at
         return expire_after is not None and changed is not None and now - changed > expire_after
+
+    def deactivate_expired_password(self, *, now: datetime, expire_after: timedelta) -> bool:
+        """The scheduler's "deactivate expired passwords": mark it once; True when marked."""
+        if self.password_expired_at is not None or self.password_hash is None \
+                or not self.password_expired(now, expire_after):
+            return False
+        self.password_expired_at = now
+        self._record(ev.PasswordExpired, now, "system:scheduler",
+                     reason=f"older than {expire_after}")
+        return True
+
+    # -- sign-in: lockout and two-factor codes (5.2, 5.3) -----------------------------------
+
+    def sign_in_failed(self, *, now: datetime, lockout: Lockout) -> None:
+        """A wrong password: counted by the lockout mechanisms, which may lock the account."""
+        self.end_lock_if_over(now)
+        self.lockout, lock = lockout.failed(self.lockout, now)
+        self._record(ev.SignInRefused, now, self.id, reason="wrong password")
+        if lock is not None:
+            self._record(ev.MemberLocked, now, self.id, locked_until=lock.until,
+                         mechanism=lock.mechanism,
+                         reason=f"{lock.mechanism} lockout after failed sign-ins")
+
+    def sign_in_while_locked(self, *, verified: bool, now: datetime) -> None:
+        """Any sign-in while locked is refused and not counted (audited with the truth)."""
+        self._record(ev.SignInRefused, now, self.id, reason="locked; the password was "
+                     + ("correct" if verified else "wrong"))
+
+    def sign_in_succeeded(self, *, now: datetime) -> None:
+        """Valid credentials while not locked: the failures are forgotten."""
+        self.end_lock_if_over(now)
+        self.lockout = Lockout.succeeded(self.lockout, now)
+
+    def end_lock_if_over(self, now: datetime) -> bool:
+        """Forget a timed lock whose time is over (``member.unlocked``); True when it did."""
+        if not self.lockout.lock_ended(now):
+            return False
+        self.lockout = Lockout.cleared()
+        self._record(ev.MemberUnlocked, now, "system:lockout", reason="the lock period ended")
+        return True
+
+    def unlock(self, *, reason: str, now: datetime, actor: str) -> None:
+        """A Member Account Manager clears a lock (and the failures), with a reason."""
+        reason = require_reason(reason)
+        if not self.lockout.locked(now):
+            raise TransitionRefused("the account is not locked")
+        self.lockout = Lockout.cleared()
+        self._record(ev.MemberUnlocked, now, actor, reason=reason)
+
+    def issue_otp(self, *, challenge: OtpChallenge, now: datetime) -> None:
+        """A new two-factor challenge replaces the old one (whose code stops working)."""
+        self.otp = challenge
+        self._record(ev.OtpIssued, now, self.id, expires_at=challenge.expires_at)
+
+    def check_otp(self, *, challenge: str, code: str, now: datetime, max_attempts: int) -> OtpCheck:
+        """Accept the code once, within its lifetime, in at most ``max_attempts`` tries."""
+        current = self.otp
+        if current is None:
+            return self._otp_refused(OtpCheck(False, "no challenge is open", spent=True), now)
+        if current.expired(now):
+            self.otp = None
+            return self._otp_refused(OtpCheck(False, "the code expired", spent=True), now)
+        if current.matches(challenge, code):
+            self.otp = None  # single use
+            return OtpCheck(True)
+        self.otp = current.attempted()
+        spent = self.otp.attempts >= max_attempts
+        if spent:
+            self.otp = None
+        return self._otp_refused(OtpCheck(False, "wrong code", spent=spent), now)
+
+    def _otp_refused(self, check: OtpCheck, now: datetime) -> OtpCheck:
+        self._record(ev.OtpRefused, now, self.id, reason=check.reason)
+        return check
+
+    # -- the portal profile (4.3) -----------------------------------------------------------
+
+    def update_profile(self, *, preferences: Preferences, address: Address | None,
+                       now: datetime) -> None:
+        """The member's own change: audited; a changed e-mail or mobile tells the old one."""
+        old = self.preferences
+        for channel, before, after in (("email", old.email, preferences.email),
+                                       ("sms", old.mobile, preferences.mobile)):
+            if before and before != after:
+                self._record(ev.ContactChanged, now, self.id, channel=channel, old_recipient=before,
+                             old_carrier=old.carrier if channel == "sms" else "")
+        if address is not None and address != self.address:
+            self.address = address
+            self._record(ev.PreferencesChanged, now, self.id, fields=("address",))
+        if preferences != old:
+            self.update_preferences(preferences=preferences, reason="", now=now, actor=self.id)
 
     # -- events -------------------------------------------------------------------------------
 

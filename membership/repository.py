@@ -31,6 +31,10 @@ class MemberRepository(ABC):
         """The member whose password reset token has this digest."""
 
     @abstractmethod
+    def by_otp(self, digest: str) -> Member | None:
+        """The member whose current two-factor challenge has this digest."""
+
+    @abstractmethod
     def by_username(self, username: str) -> Member | None:
         """The member with this username (compared case-insensitively)."""
 
@@ -74,6 +78,9 @@ class InMemoryMemberRepository(MemberRepository):
 
     def by_reset_token(self, digest: str) -> Member | None:
         return next((m for m in self.members.values() if m.reset and m.reset.digest == digest), None)
+
+    def by_otp(self, digest: str) -> Member | None:
+        return next((m for m in self.members.values() if m.otp and m.otp.digest == digest), None)
 
     def by_username(self, username: str) -> Member | None:
         wanted = username.casefold()

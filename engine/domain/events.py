@@ -6,8 +6,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-__all__ = ["MEMBER_EVENTS", "DomainEvent", "MemberActivatedEvent", "MemberDeactivatedEvent",
-           "MemberEnrolledEvent", "MemberReactivatedEvent", "MemberStatusChanged", "MpiRecordChanged"]
+__all__ = [
+    "CREDENTIAL_EVENTS",
+    "MEMBER_EVENTS",
+    "DomainEvent",
+    "MemberActivatedEvent",
+    "MemberCredentialEvent",
+    "MemberDeactivatedEvent",
+    "MemberEnrolledEvent",
+    "MemberLockedEvent",
+    "MemberPasswordChangedEvent",
+    "MemberReactivatedEvent",
+    "MemberStatusChanged",
+    "MemberUnlockedEvent",
+    "MpiRecordChanged",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,3 +135,56 @@ class MemberReactivatedEvent(MemberStatusChanged):
 
 MEMBER_EVENTS: tuple[type[MemberStatusChanged], ...] = (
     MemberEnrolledEvent, MemberActivatedEvent, MemberDeactivatedEvent, MemberReactivatedEvent)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberCredentialEvent(DomainEvent):
+    """Something happened to a member's credentials (no status change); subclasses name it.
+    Off unless ``events.publish`` selects them. No secret is ever in ``data``."""
+
+    DESCRIPTION: ClassVar[str] = ""
+    patient_id: str
+    identifiers: tuple[dict[str, str], ...]
+    membership_status: str
+    reason: str | None
+    actor_type: str  # system, staff, member
+    actor_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "member_id": self.subject, "patient_id": self.patient_id,
+            "identifiers": list(self.identifiers), "membership_status": self.membership_status,
+            "reason": self.reason or None, "actor": {"type": self.actor_type, "id": self.actor_id},
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberPasswordChangedEvent(MemberCredentialEvent):
+    routing_key: ClassVar[str] = "member.password_changed"
+    DESCRIPTION: ClassVar[str] = ("A member's password was changed (a completed password reset, "
+                                  "by the member or after a staff-initiated reset).")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberLockedEvent(MemberCredentialEvent):
+    routing_key: ClassVar[str] = "member.locked"
+    DESCRIPTION: ClassVar[str] = ("Failed sign-ins locked a member's account, until locked_until "
+                                  "(null: indefinitely, until a password reset).")
+    locked_until: datetime | None
+    mechanism: str
+
+    def data(self) -> dict[str, Any]:
+        return {**MemberCredentialEvent.data(self), "mechanism": self.mechanism,
+                "locked_until": self.locked_until.isoformat() if self.locked_until else None}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberUnlockedEvent(MemberCredentialEvent):
+    routing_key: ClassVar[str] = "member.unlocked"
+    DESCRIPTION: ClassVar[str] = ("A member's lock ended: its time was over, a password reset or "
+                                  "a Member Account Manager cleared it (reason says which).")
+
+
+CREDENTIAL_EVENTS: tuple[type[MemberCredentialEvent], ...] = (
+    MemberPasswordChangedEvent, MemberLockedEvent, MemberUnlockedEvent)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -48,6 +49,33 @@ class MemberQueries:
 
     def by_username(self, username: str) -> Member | None:
         return self._one(members.c.username_key == username.casefold())
+
+    @staticmethod
+    def by_username_on(conn: Connection, username: str) -> Member | None:
+        """``by_username`` on a connection the caller holds (a sign-in reads, then writes its
+        session, on one connection)."""
+        row = conn.execute(select(members).where(
+            members.c.username_key == username.casefold())).mappings().first()
+        return member_from_row(row) if row is not None else None
+
+    def by_email(self, email: str, limit: int = 20) -> list[Member]:
+        """Members whose preferences have this e-mail address (exact, as stored)."""
+        with self._connect() as conn:
+            rows = conn.execute(select(members).where(members.c.email == email).limit(limit)).mappings()
+            return [member_from_row(r) for r in rows]
+
+    def expired_passwords(self, changed_before: datetime, limit: int) -> list[str]:
+        """Active members whose password changed before ``changed_before`` and is not marked."""
+        with self._connect() as conn:
+            return list(conn.execute(select(members.c.id).where(
+                members.c.membership_status == "active", members.c.password_expired_at.is_(None),
+                members.c.password_changed_at < changed_before).limit(limit)).scalars())
+
+    def ended_locks(self, now: datetime, limit: int) -> list[str]:
+        """Members whose timed lock is over (still recorded as locked)."""
+        with self._connect() as conn:
+            return list(conn.execute(select(members.c.id).where(
+                members.c.locked_until <= now).limit(limit)).scalars())
 
     def by_patients(self, patient_ids: list[str]) -> dict[str, Member]:
         if not patient_ids:

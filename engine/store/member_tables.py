@@ -8,7 +8,7 @@ from engine import limits as L
 from mpi.limits import RECORD_ID_CHARS
 from mpi.tables import UtcDateTime, metadata
 
-__all__ = ["members", "notifications"]
+__all__ = ["member_sessions", "members", "notifications"]
 
 #: One row per member: statuses, preferences, the current activation and reset tokens (as a
 #: SHA-256 digest for lookup and an AES-GCM sealed copy for Resend), the passphrase and
@@ -50,7 +50,33 @@ members = Table(
     Column("activated_at", UtcDateTime, nullable=True),
     Column("version", Integer, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # sign-in (0007): failed sign-ins and the lock (JSON), the current two-factor challenge,
+    # the scheduler's mark on an expired password, the member's own postal address (JSON)
+    Column("lockout_state", Text, nullable=True),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("otp_digest", String(L.TOKEN_DIGEST_CHARS), nullable=True, unique=True),
+    Column("otp_code_mac", String(L.TOKEN_DIGEST_CHARS), nullable=True),
+    Column("otp_issued_at", UtcDateTime, nullable=True),
+    Column("otp_expires_at", UtcDateTime, nullable=True),
+    Column("otp_attempts", Integer, nullable=False, server_default="0"),
+    Column("password_expired_at", UtcDateTime, nullable=True),
+    Column("address", Text, nullable=True),
     Index("ix_members_membership_status", "membership_status", "status_since"),
+    Index("ix_members_email", "email"),
+    Index("ix_members_password_changed_at", "password_changed_at"),
+    Index("ix_members_locked_until", "locked_until"),
+)
+
+#: Portal sessions: the SHA-256 of the opaque token (never the token), its member, and when
+#: it was made, last used and ends at the latest (absolute lifetime); idle expiry is
+#: ``last_used_at`` plus the policy's idle lifetime, checked at each use.
+member_sessions = Table(
+    "member_sessions", metadata,
+    Column("digest", String(L.TOKEN_DIGEST_CHARS), primary_key=True),
+    Column("member_id", String(L.MEMBER_ID_CHARS), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
 
 #: Notifications waiting for (or done with) delivery, written in the same transaction as the

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, or_, select
 
 from engine.notifications import Notification, NotificationOutbox
 from engine.store.member_tables import members, notifications
+from membership.lockout import LockoutState
 from membership.model import (
     Communication,
     EnrollmentStatus,
@@ -19,10 +20,12 @@ from membership.model import (
     MembershipStatus,
     Preferences,
 )
+from membership.otp import OtpChallenge
 from membership.repository import MemberRepository
 from membership.tokens import ActivationToken, SecretBox
 from mpi.bulk import insert_rows, update_rows
 from mpi.locks import PATIENTS_HOLDING, Rider
+from mpi.model import Address
 
 __all__ = ["SqlMemberRepository", "SqlNotificationOutbox", "member_from_row", "member_row"]
 
@@ -90,6 +93,10 @@ class SqlMemberRepository(MemberRepository):
     def by_reset_token(self, digest: str) -> Member | None:
         return self._find("reset_digest", digest,
                           lambda m: m.reset is not None and m.reset.digest == digest)
+
+    def by_otp(self, digest: str) -> Member | None:
+        return self._find("otp_digest", digest,
+                          lambda m: m.otp is not None and m.otp.digest == digest)
 
     def by_username(self, username: str) -> Member | None:
         key = username.casefold()
@@ -210,6 +217,8 @@ def member_from_row(row: Any) -> Member:
         password_history=tuple(orjson.loads(row["password_history"])),
         password_changed_at=_opt(row["password_changed_at"]),
         reset=_token(row, "reset", "reset_digest"), activated_at=_opt(row["activated_at"]),
+        lockout=_lockout(row.get("lockout_state")), otp=_otp(row),
+        password_expired_at=_opt(row.get("password_expired_at")), address=_address(row.get("address")),
         version=row["version"])
 
 
@@ -238,8 +247,51 @@ def member_row(m: Member, now: datetime) -> dict[str, Any]:
         "reset_issued_at": reset.issued_at if reset else None,
         "reset_expires_at": reset.expires_at if reset else None,
         "activated_at": m.activated_at, "version": m.version + 1, "updated_at": now,
-
+        **_signin_columns(m),
     }
+
+
+def _signin_columns(m: Member) -> dict[str, Any]:
+    lock, otp = m.lockout, m.otp
+    return {
+        "lockout_state": None if lock.clean else orjson.dumps({
+            "failures": [t.isoformat() for t in lock.failures], "successive": lock.successive,
+            "locked_at": lock.locked_at.isoformat() if lock.locked_at else None,
+            "locked_until": lock.locked_until.isoformat() if lock.locked_until else None,
+            "mechanism": lock.mechanism}).decode(),
+        "locked_until": lock.locked_until,
+        "otp_digest": otp.digest if otp else None, "otp_code_mac": otp.code_mac if otp else None,
+        "otp_issued_at": otp.issued_at if otp else None,
+        "otp_expires_at": otp.expires_at if otp else None,
+        "otp_attempts": otp.attempts if otp else 0,
+        "password_expired_at": m.password_expired_at,
+        "address": None if m.address is None else orjson.dumps(m.address.to_dict()).decode(),
+    }
+
+
+def _stamp(text: str | None) -> datetime | None:
+    return None if text is None else _utc(datetime.fromisoformat(text))
+
+
+def _lockout(text: str | None) -> LockoutState:
+    if not text:
+        return LockoutState()
+    data = orjson.loads(text)
+    return LockoutState(failures=tuple(_utc(datetime.fromisoformat(t)) for t in data["failures"]),
+                        successive=data["successive"], locked_at=_stamp(data["locked_at"]),
+                        locked_until=_stamp(data["locked_until"]), mechanism=data["mechanism"])
+
+
+def _otp(row: Any) -> OtpChallenge | None:
+    if row.get("otp_digest") is None:
+        return None
+    return OtpChallenge(digest=row["otp_digest"], code_mac=row["otp_code_mac"],
+                        issued_at=_utc(row["otp_issued_at"]), expires_at=_utc(row["otp_expires_at"]),
+                        attempts=row["otp_attempts"])
+
+
+def _address(text: str | None) -> Address | None:
+    return Address.from_dict(orjson.loads(text)) if text else None
 
 
 def _utc(stamp: datetime) -> datetime:

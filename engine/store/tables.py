@@ -25,12 +25,12 @@ from engine.limits import (
     SUBJECT_CHARS,
     TOKEN_DIGEST_CHARS,
 )
-from engine.store.member_tables import members, notifications
+from engine.store.member_tables import member_sessions, members, notifications
 from mpi.limits import RECORD_ID_CHARS
 from mpi.tables import UtcDateTime, metadata
 
-__all__ = ["audit_log", "inbound_messages", "members", "message_journal", "metadata", "notifications",
-           "outbox", "staff_users", "subject_sequences"]
+__all__ = ["audit_log", "inbound_messages", "member_sessions", "members", "message_journal",
+           "metadata", "notifications", "outbox", "staff_users", "subject_sequences"]
 
 #: Every committed inbound message, so a resend is acknowledged without applying it twice.
 inbound_messages = Table(

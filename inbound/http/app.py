@@ -22,6 +22,7 @@ from inbound.http.fhir import FhirDependencies, fhir_router
 from inbound.http.limits import BoundedRequests, RequestLimits
 from inbound.http.mpi import mpi_router
 from inbound.http.portal import PortalDependencies, portal_router
+from inbound.http.portal_signin import signin_router
 from inbound.http.workbench import audit_router, messages_router
 from inbound.http.workbench.enrollments import enrollment_router
 from inbound.http.workbench.letters import letters_router
@@ -59,6 +60,7 @@ def create_app(*, search: MpiSearch, staff: StaffDirectory, audit: AuditLog, clo
         app.include_router(fhir_router(fhir, search, version))
     if portal is not None:
         app.include_router(portal_router(portal))
+        app.include_router(signin_router(portal))
     if membership is not None:
         app.include_router(enrollment_router(auth, membership))
         app.include_router(members_router(auth, membership))

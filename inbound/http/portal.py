@@ -1,4 +1,5 @@
-"""Member operations under ``/portal``: activation, sign-in, password reset completion.
+"""Member operations under ``/portal``: activation and password reset completion (sign-in,
+sessions, two-factor codes, the profile and reset requests: ``inbound.http.portal_signin``).
 
 Hashing and verifying are slow on purpose: they run on the hashing pool (never the event
 loop, never the writer thread), before the command goes to the group committer. Every
@@ -26,14 +27,14 @@ from engine.member_commands import (
     ActivateMember,
     CompletePasswordReset,
     PreferenceInput,
-    UpgradePasswordHash,
 )
 from engine.member_handlers import USERNAME
 from engine.store.member_queries import MemberQueries
+from engine.store.sessions import SessionStore
 from inbound.http.errors import http_error
 from membership.enrollment import check_field_formats
 from membership.errors import GENERIC_ACTIVATION_FAILURE, PolicyViolation
-from membership.model import Communication, MembershipStatus
+from membership.model import Communication, Member
 from membership.passwords import Hashers
 from membership.policies import MembershipPolicies
 from membership.tokens import token_digest
@@ -45,13 +46,15 @@ from membership.validators import (
     check_secret,
     shipped_common_passwords,
 )
+from mpi.search import MpiSearch
 
-__all__ = ["PortalDependencies", "password_validators", "portal_router"]
+__all__ = ["NewPassword", "PortalBody", "PortalCalls", "PortalDependencies",
+           "complete_password_reset", "new_password", "origin", "password_validators",
+           "portal_router"]
 
 T = TypeVar("T")
 Apply = Callable[[Command], Awaitable[Outcome]]
 Secret = Annotated[str, Field(min_length=1, max_length=200)]
-SIGN_IN_FAILED = "the username or password is not correct"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,14 +65,42 @@ class PortalDependencies:
     pool: Executor
     policies: MembershipPolicies
     clock: Clock
+    sessions: SessionStore
+    search: MpiSearch
+    #: A hash of a random password made with the preferred hasher at start: an unknown
+    #: username is checked against it, so it costs exactly what a wrong password costs.
+    decoy_hash: str
 
 
-class _Body(BaseModel):
+class PortalCalls:
+    """How the portal routes reach the core: hashing on the pool, reads on threads, changes
+    through the group committer (engine errors as HTTP answers)."""
+
+    def __init__(self, deps: PortalDependencies) -> None:
+        self.deps = deps
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Slow hashing, on the hashing pool (as wide as the machine)."""
+        return await asyncio.wrap_future(self.deps.pool.submit(fn, *args))
+
+    @staticmethod
+    async def read(fn: Callable[..., T], *args: Any) -> T:
+        """A database read: on asyncio's default threads, so it never waits behind hashing."""
+        return await asyncio.to_thread(fn, *args)
+
+    async def apply(self, command: Command) -> Outcome:
+        try:
+            return await self.deps.apply(command)
+        except EngineError as exc:
+            raise http_error(exc) from exc
+
+
+class PortalBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
     _storable = model_validator(mode="before")(storable_strings)
 
 
-class PreferencesBody(_Body):
+class PreferencesBody(PortalBody):
     email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
     mobile: Annotated[str, Field(max_length=32, pattern=r"^\+?[0-9 ().-]{4,32}$")] | None = None
     carrier: Annotated[str, Field(max_length=64)] | None = None
@@ -80,7 +111,7 @@ class PreferencesBody(_Body):
         return PreferenceInput(**self.model_dump())
 
 
-class ActivationBody(_Body):
+class ActivationBody(PortalBody):
     token: Annotated[str, Field(min_length=1, max_length=64)]
     passphrase: Secret | None = None
     fields: Annotated[dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=200)]],
@@ -90,12 +121,7 @@ class ActivationBody(_Body):
     preferences: PreferencesBody = PreferencesBody()
 
 
-class SignInBody(_Body):
-    username: Annotated[str, Field(min_length=1, max_length=150)]
-    password: Secret
-
-
-class ResetBody(_Body):
+class ResetBody(PortalBody):
     token: Annotated[str, Field(min_length=1, max_length=64)]
     password: Secret
 
@@ -109,12 +135,12 @@ def password_validators(policies: MembershipPolicies) -> list[SecretValidator]:
     return validators
 
 
-def _origin(kind: str) -> MessageOrigin:
+def origin(kind: str) -> MessageOrigin:
     return MessageOrigin(channel="http", sender="portal", control_id=str(uuid.uuid4()),
                          message_type=kind, facility="")
 
 
-def _unprocessable(exc: PolicyViolation | PolicyRefused) -> HTTPException:
+def unprocessable(exc: PolicyViolation | PolicyRefused) -> HTTPException:
     return HTTPException(422, {"message": exc.reason, "problems": list(exc.problems)})
 
 
@@ -127,39 +153,26 @@ def _check_activation(body: ActivationBody, policies: MembershipPolicies,
         check_field_formats(policies.required_fields, body.fields)
         check_secret("the password", body.password, validators)
     except PolicyViolation as exc:
-        raise _unprocessable(exc) from exc
+        raise unprocessable(exc) from exc
 
 
 def portal_router(deps: PortalDependencies) -> APIRouter:
-    """The ``/portal`` routes."""
+    """The ``/portal`` routes of activation and reset completion."""
     router = APIRouter(prefix="/portal", tags=["portal"])
     validators = password_validators(deps.policies)
-
-    async def off_loop(fn: Callable[..., T], *args: Any) -> T:
-        """Slow hashing, on the hashing pool (as wide as the machine)."""
-        return await asyncio.wrap_future(deps.pool.submit(fn, *args))
-
-    async def read(fn: Callable[..., T], *args: Any) -> T:
-        """A database read: on asyncio's default threads, so it never waits behind hashing."""
-        return await asyncio.to_thread(fn, *args)
-
-    async def apply(command: Command) -> Outcome:
-        try:
-            return await deps.apply(command)
-        except EngineError as exc:
-            raise http_error(exc) from exc
+    calls = PortalCalls(deps)
 
     @router.post("/activation")
     async def activate(body: ActivationBody) -> dict[str, Any]:
         """Activate a pending account: token, passphrase and fields as the policy asks."""
         _check_activation(body, deps.policies, validators)
-        member = await read(deps.queries.by_token, token_digest(body.token))
+        member = await calls.read(deps.queries.by_token, token_digest(body.token))
         stored = member.passphrase_hash if member is not None else None
-        password_hash = off_loop(deps.hashers.hash, body.password)
-        passphrase_ok = (await off_loop(deps.hashers.check, body.passphrase or "", stored)).ok \
+        password_hash = calls.off_loop(deps.hashers.hash, body.password)
+        passphrase_ok = (await calls.off_loop(deps.hashers.check, body.passphrase or "", stored)).ok \
             if stored is not None else None
-        outcome = await apply(ActivateMember(
-            origin=_origin("ActivateMember"), token=body.token, passphrase_ok=passphrase_ok,
+        outcome = await calls.apply(ActivateMember(
+            origin=origin("ActivateMember"), token=body.token, passphrase_ok=passphrase_ok,
             passphrase_checked_against=stored, fields=dict(body.fields), username=body.username,
             password_hash=await password_hash, preferences=body.preferences.value()))
         view = outcome.member
@@ -167,41 +180,51 @@ def portal_router(deps: PortalDependencies) -> APIRouter:
             raise HTTPException(400, GENERIC_ACTIVATION_FAILURE)
         return {"member_id": view.member_id, "membership_status": view.membership_status}
 
-    @router.post("/sign-in")
-    async def sign_in(body: SignInBody) -> dict[str, Any]:
-        """Check a member's username and password (the hash is upgraded when the policy moved)."""
-        member = await read(deps.queries.by_username, body.username)
-        stored = member.password_hash if member is not None else None
-        check = await off_loop(deps.hashers.check, body.password, stored or "x$")
-        if member is None or stored is None or not check.ok:
-            raise HTTPException(401, SIGN_IN_FAILED)
-        if member.membership_status is not MembershipStatus.ACTIVE:
-            raise HTTPException(403, f"the account is {member.membership_status.value}")
-        if check.must_update:
-            new_hash = await off_loop(deps.hashers.hash, body.password)
-            await apply(UpgradePasswordHash(origin=_origin("UpgradePasswordHash"), member_id=member.id,
-                                            expected=stored, new_hash=new_hash))
-        expired = member.password_expired(deps.clock.now(), deps.policies.password.expire_after)
-        return {"member_id": member.id, "membership_status": member.membership_status.value,
-                "password_expired": expired}
-
     @router.post("/password-reset")
     async def complete_reset(body: ResetBody) -> dict[str, Any]:
-        """Choose a new password with the code of a reset notification."""
-        try:
-            check_secret("the password", body.password, validators)
-        except PolicyViolation as exc:
-            raise _unprocessable(exc) from exc
-        member = await read(deps.queries.by_reset_token, token_digest(body.token))
-        history = member.password_history if member is not None else ()
-        current = (member.password_hash,) if member is not None and member.password_hash else ()
-        previous = (*current, *history)[:max(deps.policies.password.history, 1)]
-        reused = await off_loop(NotRecentlyUsed(previous, deps.hashers).validate, body.password)
-        new_hash = await off_loop(deps.hashers.hash, body.password)
-        outcome = await apply(CompletePasswordReset(
-            origin=_origin("CompletePasswordReset"), token=body.token, password_hash=new_hash,
-            history_checked_against=history, reused=reused is not None))
-        view = outcome.member
-        return {"member_id": view.member_id if view else None, "password_changed": True}
+        """Choose a new password with the code of a reset notification (also
+        ``POST /portal/password-resets/{token}``)."""
+        return await complete_password_reset(calls, validators, body.token, body.password)
 
     return router
+
+
+async def complete_password_reset(calls: PortalCalls, validators: list[SecretValidator], token: str,
+                                  password: str) -> dict[str, Any]:
+    """The whole password policy, history included, then the single-use token is spent and
+    every session of the member ends."""
+    deps = calls.deps
+    member = await calls.read(deps.queries.by_reset_token, token_digest(token))
+    chosen = await new_password(calls, validators, member, password)
+    outcome = await calls.apply(CompletePasswordReset(
+        origin=origin("CompletePasswordReset"), token=token, password_hash=chosen.hash,
+        history_checked_against=chosen.history, reused=chosen.reused))
+    view = outcome.member
+    if view is not None:
+        await calls.read(deps.sessions.end_all, view.member_id)
+    return {"member_id": view.member_id if view else None, "password_changed": True}
+
+
+@dataclass(frozen=True, slots=True)
+class NewPassword:
+    """A chosen password, hashed, and whether it is one of the member's recent ones."""
+
+    hash: str
+    history: tuple[str, ...]  # the stored hashes it was compared with (besides the current)
+    reused: bool
+
+
+async def new_password(calls: PortalCalls, validators: list[SecretValidator], member: Member | None,
+                       password: str) -> NewPassword:
+    """Check ``password`` against the policy (422 naming every broken rule) and the member's
+    recent passwords, and hash it: both slow steps on the hashing pool."""
+    deps = calls.deps
+    try:
+        check_secret("the password", password, validators)
+    except PolicyViolation as exc:
+        raise unprocessable(exc) from exc
+    history = member.password_history if member is not None else ()
+    current = (member.password_hash,) if member is not None and member.password_hash else ()
+    previous = (*current, *history)[:max(deps.policies.password.history, 1)]
+    reused = await calls.off_loop(NotRecentlyUsed(previous, deps.hashers).validate, password)
+    return NewPassword(await calls.off_loop(deps.hashers.hash, password), history, reused is not None)

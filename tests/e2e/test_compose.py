@@ -25,7 +25,7 @@ from engine.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "tests" / "samples" / "compose-spec" / "compose-spec.json"
 LONG_RUNNING = {"listen": {"listen"}, "api": {"api"}, "worker": {"worker", "enrollment"},
-                "relay": {"relay"}, "notifier": {"notifier"}}
+                "relay": {"relay"}, "notifier": {"notifier"}, "scheduler": {"scheduler"}}
 
 
 @pytest.fixture(scope="module")

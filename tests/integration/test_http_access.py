@@ -92,6 +92,8 @@ GUARDED = [
             path=f"{NOBODY}/preferences", json={"reason": "r", "locale": "es-US"}),
     Guarded("POST", "/workbench/members/{member_id}/password-reset", MANAGERS, 404,
             path=f"{NOBODY}/password-reset", json={"reason": "r"}),
+    Guarded("POST", "/workbench/members/{member_id}/unlock", MANAGERS, 404,
+            path=f"{NOBODY}/unlock", json={"reason": "r"}),
     Guarded("GET", "/workbench/members/{member_id}/activation-letter", LETTER_PRINTERS, 404,
             path=f"{NOBODY}/activation-letter", params={"reason": "r"}),
     Guarded("GET", "/accounts/status", STATUS, 404, params={"identifier": "GHH|none"}),

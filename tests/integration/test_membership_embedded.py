@@ -77,9 +77,11 @@ def test_the_mailed_token_activates_the_account_over_http(database_url: str, tmp
             assert done.json()["membership_status"] == "active"
             again = http.post("/portal/activation", json=body)
             assert again.status_code == 400  # the token is spent
-            signed = http.post("/portal/sign-in", json={"username": "ANN.DOE", "password": "Sunny7days"})
-            assert signed.status_code == 200 and signed.json()["membership_status"] == "active"
-            assert http.post("/portal/sign-in", json={"username": "ann.doe", "password": "nope"}
+            signed = http.post("/portal/sessions", json={"username": "ANN.DOE", "password": "Sunny7days"})
+            assert signed.status_code == 201 and signed.json()["session"]
+            me = http.get("/portal/me", headers={"Authorization": f"Bearer {signed.json()['session']}"})
+            assert me.status_code == 200 and me.json()["membership_status"] == "active"
+            assert http.post("/portal/sessions", json={"username": "ann.doe", "password": "nope"}
                              ).status_code == 401
         wait_for_mail(mail, "registration_complete")
 
@@ -109,13 +111,13 @@ def test_sign_in_upgrades_the_hash_when_the_policy_changed(database_url: str, tm
         stored = engine.runtime.members.by_username("rehash.me")
         assert stored is not None and stored.password_hash.startswith("pbkdf2_sha256$1000$")
         with httpx.Client(base_url=engine.http, timeout=15) as http:
-            signed = http.post("/portal/sign-in", json={"username": "rehash.me", "password": "Sunny7days"})
-            assert signed.status_code == 200
+            signed = http.post("/portal/sessions", json={"username": "rehash.me", "password": "Sunny7days"})
+            assert signed.status_code == 201
         upgraded = engine.runtime.members.by_username("rehash.me")
         assert upgraded is not None and upgraded.password_hash.startswith("argon2$$argon2id$")
         with httpx.Client(base_url=engine.http, timeout=15) as http:  # the new hash verifies
-            assert http.post("/portal/sign-in", json={"username": "rehash.me",
-                                                      "password": "Sunny7days"}).status_code == 200
+            assert http.post("/portal/sessions", json={"username": "rehash.me",
+                                                       "password": "Sunny7days"}).status_code == 201
 
 
 def test_the_token_received_by_the_smtp_server_activates_the_account_over_http(

@@ -12,18 +12,24 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from engine.broker import SEQUENCE_HEADER
 from engine.domain.events import (
+    CREDENTIAL_EVENTS,
     MEMBER_EVENTS,
     MemberActivatedEvent,
     MemberDeactivatedEvent,
     MemberEnrolledEvent,
+    MemberLockedEvent,
+    MemberPasswordChangedEvent,
     MemberReactivatedEvent,
     MemberStatusChanged,
+    MemberUnlockedEvent,
     MpiRecordChanged,
 )
 from engine.event_schemas import render
-from engine.rules import EVENT_TYPES
+from engine.rules import CREDENTIAL_EVENT_TYPES, EVENT_TYPES
 from outbound.ports import OutboxRow
 from outbound.status_events import CONTENT_TYPE, event_type, to_cloudevent, to_message
+
+ALL_TYPES = (*EVENT_TYPES, *CREDENTIAL_EVENT_TYPES)
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 
@@ -51,18 +57,29 @@ def member_data(kind: type[MemberStatusChanged], **extra: Any) -> dict[str, Any]
                 reason=None, actor_type="staff", actor_id="u-7", **extra).data()
 
 
+def credential_data(kind: type[MemberPasswordChangedEvent | MemberLockedEvent | MemberUnlockedEvent],
+                    **extra: Any) -> dict[str, Any]:
+    return kind(subject="m-1", occurred_at=T0, patient_id="pat-1", identifiers=(),
+                membership_status="active", reason="password reset", actor_type="member",
+                actor_id="m-1", **extra).data()
+
+
 SAMPLES = {
     "mpi.changed": mpi_changed_data(),
     "member.enrolled": member_data(MemberEnrolledEvent, enrollment_method="point_of_care"),
     "member.activated": member_data(MemberActivatedEvent),
     "member.deactivated": member_data(MemberDeactivatedEvent),
     "member.reactivated": member_data(MemberReactivatedEvent),
+    "member.password_changed": credential_data(MemberPasswordChangedEvent),
+    "member.locked": credential_data(MemberLockedEvent, mechanism="successive-failure",
+                                     locked_until=None),
+    "member.unlocked": credential_data(MemberUnlockedEvent),
 }
 
 
 def test_member_schema_files_are_the_ones_generated_from_the_code() -> None:
     folder = resources.files("engine") / "schemas"
-    for kind in MEMBER_EVENTS:
+    for kind in (*MEMBER_EVENTS, *CREDENTIAL_EVENTS):
         assert (folder / f"{kind.routing_key}.json").read_text("utf-8") == render(kind), (
             "run `python -m engine.event_schemas` to regenerate")
 
@@ -77,15 +94,15 @@ def outbox_row(routing_key: str, data: dict[str, Any]) -> OutboxRow:
 def test_every_event_type_has_a_valid_schema_with_valid_examples() -> None:
     folder = resources.files("engine") / "schemas"
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".json"))
-    assert names == sorted(f"{t}.json" for t in EVENT_TYPES)
-    for routing_key in EVENT_TYPES:
+    assert names == sorted(f"{t}.json" for t in ALL_TYPES)
+    for routing_key in ALL_TYPES:
         validator = schema(routing_key)
         Draft202012Validator.check_schema(validator.schema)
         for example in validator.schema["examples"]:
             validator.validate(example)
 
 
-@pytest.mark.parametrize("routing_key", EVENT_TYPES)
+@pytest.mark.parametrize("routing_key", ALL_TYPES)
 def test_published_events_of_every_type_validate_against_their_schema(routing_key: str) -> None:
     event = to_cloudevent(outbox_row(routing_key, SAMPLES[routing_key]), "urn:portalbridge")
     schema(routing_key).validate(event)

@@ -18,6 +18,7 @@ from engine.rules import RoutingRules
 from engine.store.tables import (
     audit_log,
     inbound_messages,
+    member_sessions,
     members,
     message_journal,
     metadata,
@@ -96,6 +97,10 @@ COLUMN_LIMITS = {
     (members, "username_key"): engine_limits.USERNAME_CHARS,
     (members, "password_hash"): engine_limits.SECRET_HASH_CHARS,
     (members, "reset_digest"): engine_limits.TOKEN_DIGEST_CHARS,
+    (members, "otp_digest"): engine_limits.TOKEN_DIGEST_CHARS,
+    (members, "otp_code_mac"): engine_limits.TOKEN_DIGEST_CHARS,
+    (member_sessions, "digest"): engine_limits.TOKEN_DIGEST_CHARS,
+    (member_sessions, "member_id"): engine_limits.MEMBER_ID_CHARS,
     (notifications, "id"): engine_limits.NOTIFICATION_ID_CHARS,
     (notifications, "member_id"): engine_limits.MEMBER_ID_CHARS,
     (notifications, "kind"): engine_limits.NOTIFICATION_KIND_CHARS,

@@ -4,6 +4,7 @@ Every change carries the staff member's reason into the audit log."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -14,6 +15,7 @@ from engine.member_commands import (
     ChangeMembershipStatus,
     ManageToken,
     RequestPasswordReset,
+    UnlockMember,
     UpdatePreferences,
 )
 from engine.staff import Role, StaffPrincipal
@@ -67,7 +69,20 @@ def member_details(member: Member) -> dict[str, Any]:
         "token_expires_at": token.expires_at.isoformat() if token else None,
         "token_locked_until": token.locked_until.isoformat() if token and token.locked_until else None,
         "activated_at": member.activated_at.isoformat() if member.activated_at else None,
+        "address": member.address.to_dict() if member.address else None,  # the member's own
+        "lock": _lock(member),
+        "password_expired_at": member.password_expired_at.isoformat()
+        if member.password_expired_at else None,
     }
+
+
+def _lock(member: Member) -> dict[str, Any] | None:
+    """The recorded sign-in lock (a timed one may already be over), or None."""
+    lock = member.lockout
+    if lock.locked_at is None:
+        return None
+    return {"locked_at": lock.locked_at.isoformat(), "mechanism": lock.mechanism,
+            "locked_until": lock.locked_until.isoformat() if lock.locked_until else None}
 
 
 def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
@@ -179,6 +194,14 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
                        principal, "member.preferences", member_id, body.reason)
         return await answer(member_id)
 
+    _credential_routes(router, deps, manager, answer)
+    return router
+
+
+def _credential_routes(router: APIRouter, deps: MembershipHttp, manager: Any,
+                       answer: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
+    """Password reset (3.3 of the Workbench guide) and clearing a sign-in lock."""
+
     @router.post("/{member_id}/password-reset")
     async def password_reset(member_id: str, body: ReasonBody, *,
                             principal: StaffPrincipal = manager) -> dict[str, Any]:
@@ -189,4 +212,11 @@ def members_router(auth: StaffAuth, deps: MembershipHttp) -> APIRouter:
                        principal, "password.reset", member_id, body.reason)
         return await answer(member_id)
 
-    return router
+    @router.post("/{member_id}/unlock")
+    async def unlock(member_id: str, body: ReasonBody, *,
+                     principal: StaffPrincipal = manager) -> dict[str, Any]:
+        """Clear a sign-in lock (timed or indefinite) and the failed sign-ins, with a reason."""
+        await deps.run(UnlockMember(origin=deps.origin("UnlockMember"), member_id=member_id,
+                                    reason=body.reason, actor=staff_actor(principal)),
+                       principal, "member.unlock", member_id, body.reason)
+        return await answer(member_id)

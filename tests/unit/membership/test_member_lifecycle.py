@@ -233,6 +233,18 @@ def test_password_reset_and_history() -> None:
     assert member.reset is None
 
 
+def test_a_reset_token_is_valid_to_its_second_and_works_once() -> None:
+    member, _ = _active()
+    member.request_password_reset(reset=ActivationToken.issue("ONCE", BOX, T0, timedelta(hours=24)),
+                                  now=T0, actor=member.id)
+    end = T0 + timedelta(hours=24)
+    assert member.reset_refusal(token="ONCE", now=end) is None  # valid up to its last second
+    assert member.reset_refusal(token="ONCE", now=end + timedelta(seconds=1)) == "the reset token expired"
+    member.complete_password_reset(token="ONCE", password_hash="h2", history=5, now=end)
+    with pytest.raises(TransitionRefused, match="does not match"):
+        member.complete_password_reset(token="ONCE", password_hash="h3", history=5, now=end)
+
+
 def test_pending_member_cannot_reset_a_password() -> None:
     member, _ = _pending()
     with pytest.raises(TransitionRefused):
