@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -21,14 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import orjson
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import create_database  # noqa: E402
+from bench._support import create_database, post_json  # noqa: E402
 from bench.bench_enrollment import RULES, seed_patients  # noqa: E402
 from engine.background import EngineThread  # noqa: E402
 from engine.bootstrap import build_runtime  # noqa: E402
@@ -63,25 +63,29 @@ def enroll_all(thread: EngineThread, count: int) -> list[str]:
 
 
 async def activate_all(base: str, tokens: list[str], clients: int) -> float:
+    """Activate every token from ``clients`` concurrent clients, each on its own kept-alive
+    connection speaking plain HTTP/1.1 (``post_json``)."""
+    port = int(base.rsplit(":", 1)[1])
     queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
     for n, token in enumerate(tokens):
         queue.put_nowait((n, token))
-    failures = []
+    failures: list[bytes] = []
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while not queue.empty():
             n, token = queue.get_nowait()
-            reply = await http.post("/portal/activation", json={
-                "token": token, "username": f"member.{n}", "password": f"Harbor{n}lights"})
-            if reply.status_code != 200:
-                failures.append(reply.text)
+            status, body = await post_json(reader, writer, "/portal/activation", orjson.dumps(
+                {"token": token, "username": f"member.{n}", "password": f"Harbor{n}lights"}))
+            if status != 200:
+                failures.append(body)
+        writer.close()
 
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, timeout=120) as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
     if failures:
-        raise SystemExit(f"{len(failures)} activations failed, e.g. {failures[0]}")
+        raise SystemExit(f"{len(failures)} activations failed, e.g. {failures[0]!r}")
     return elapsed
 
 
@@ -118,6 +122,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
+    with contextlib.suppress(ImportError):  # `portalbridge serve` runs on uvloop: so does this
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     with engine_with_patients(args.members) as thread:
         runtime = thread.runtime
         tokens = enroll_all(thread, args.members)
