@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import statistics
+import time
 import uuid
 from collections.abc import Callable
 
@@ -56,3 +57,27 @@ async def post_json(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
                       if line.lower().startswith(b"content-length:")))
     return status, await reader.readexactly(length)
+
+
+async def post_all(port: int, path: str, bodies: list[bytes], clients: int, expected: int) -> float:
+    """POST every body to ``path`` from ``clients`` concurrent clients, each on its own
+    kept-alive connection; the seconds it took. Any answer but ``expected`` ends the run."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    failures: list[bytes] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while not queue.empty():
+            status, answer = await post_json(reader, writer, path, queue.get_nowait())
+            if status != expected:
+                failures.append(answer)
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"{len(failures)} of {len(bodies)} POST {path} failed, e.g. {failures[0]!r}")
+    return elapsed

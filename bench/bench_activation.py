@@ -28,7 +28,7 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import create_database, post_json  # noqa: E402
+from bench._support import create_database, post_all  # noqa: E402
 from bench.bench_enrollment import RULES, seed_patients  # noqa: E402
 from engine.background import EngineThread  # noqa: E402
 from engine.bootstrap import build_runtime  # noqa: E402
@@ -63,30 +63,11 @@ def enroll_all(thread: EngineThread, count: int) -> list[str]:
 
 
 async def activate_all(base: str, tokens: list[str], clients: int) -> float:
-    """Activate every token from ``clients`` concurrent clients, each on its own kept-alive
-    connection speaking plain HTTP/1.1 (``post_json``)."""
-    port = int(base.rsplit(":", 1)[1])
-    queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
-    for n, token in enumerate(tokens):
-        queue.put_nowait((n, token))
-    failures: list[bytes] = []
-
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while not queue.empty():
-            n, token = queue.get_nowait()
-            status, body = await post_json(reader, writer, "/portal/activation", orjson.dumps(
-                {"token": token, "username": f"member.{n}", "password": f"Harbor{n}lights"}))
-            if status != 200:
-                failures.append(body)
-        writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    elapsed = time.perf_counter() - started
-    if failures:
-        raise SystemExit(f"{len(failures)} activations failed, e.g. {failures[0]!r}")
-    return elapsed
+    """Activate every token from ``clients`` concurrent clients speaking plain HTTP/1.1
+    (``post_all``)."""
+    bodies = [orjson.dumps({"token": token, "username": f"member.{n}", "password": f"Harbor{n}lights"})
+              for n, token in enumerate(tokens)]
+    return await post_all(int(base.rsplit(":", 1)[1]), "/portal/activation", bodies, clients, expected=200)
 
 
 def bare_hashing(runtime_hash: object, count: int) -> float:

@@ -29,36 +29,17 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import post_json  # noqa: E402
+from bench._support import post_all  # noqa: E402
 from bench.bench_activation import activate_all, engine_with_patients, enroll_all  # noqa: E402
 from membership.passwords import Hashers  # noqa: E402
 
 
 async def sign_in_all(port: int, members: int, sign_ins: int, clients: int) -> float:
-    """``sign_ins`` sign-ins spread over the members by ``clients`` concurrent clients, each
-    on its own kept-alive connection, speaking HTTP/1.1 over plain asyncio streams
-    (``post_json``)."""
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(sign_ins):
-        queue.put_nowait(n % members)
-    failures: list[bytes] = []
-
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while not queue.empty():
-            n = queue.get_nowait()
-            status, body = await post_json(reader, writer, "/portal/sessions", orjson.dumps(
-                {"username": f"member.{n}", "password": f"Harbor{n}lights"}))
-            if status != 201:
-                failures.append(body)
-        writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    elapsed = time.perf_counter() - started
-    if failures:
-        raise SystemExit(f"{len(failures)} sign-ins failed, e.g. {failures[0]!r}")
-    return elapsed
+    """``sign_ins`` sign-ins spread over the members by ``clients`` concurrent clients
+    speaking plain HTTP/1.1 (``post_all``)."""
+    bodies = [orjson.dumps({"username": f"member.{n % members}", "password": f"Harbor{n % members}lights"})
+              for n in range(sign_ins)]
+    return await post_all(port, "/portal/sessions", bodies, clients, expected=201)
 
 
 def bare_verification(hashers: Hashers, count: int) -> float:
