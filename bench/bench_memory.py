@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import os
 import random
 import socket
@@ -38,24 +37,10 @@ from _support import create_database, free_port
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.fuzz.mutate import fhir_seeds, hl7_seeds, mutate_fhir, mutate_hl7  # noqa: E402
+from tests.fuzz.rules import fuzz_rules  # noqa: E402
 
 TOKEN = "bench-memory-token-0123456789"
-RULES = f"""
-version: 1
-facilities:
-  - {{code: GHH, name: Good Health Hospital, tier: 1, assigning_authority: GHH,
-     aliases: [GHHSFacility, "2.16.840.1.122848.1.30", "GOOD HEALTH HOSPITAL"]}}
-  - {{code: CLINIC, name: Community Clinic, tier: 2, assigning_authority: CLN}}
-  - {{code: SENDFAC, name: any other sender, tier: 5, aliases: ["SEND FAC"]}}
-routes:
-  - {{match: {{message_type: ADT, trigger: [A01, A04, A05, A08, A28, A31]}}, action: upsert_patient}}
-  - {{match: {{message_type: ADT, trigger: A40}}, action: merge_patients}}
-  - {{match: {{message_type: ADT, trigger: A47}}, action: change_identifier}}
-  - {{match: {{message_type: ADT}}, action: ignore, reason: not used}}
-  - {{match: {{message_type: "*"}}, action: reject, reason: ADT only}}
-fhir:
-  clients: [{{name: bench, facility: CLINIC, token_sha256: "{hashlib.sha256(TOKEN.encode()).hexdigest()}"}}]
-"""
+RULES = fuzz_rules("bench", TOKEN)
 CONNECTIONS = 8
 
 

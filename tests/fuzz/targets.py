@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import warnings
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from inbound.http.limits import RequestLimits
 from inbound.mllp import FramingError, MllpDecoder, OversizeFrame
 from mpi.search import MpiSearch
 from tests.fakes import FixedClock, InMemoryAuditLog, InMemoryStaffDirectory, SequentialIds
+from tests.fuzz.rules import fuzz_rules
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # Starlette 1.x suggests httpx2
@@ -48,22 +48,7 @@ with warnings.catch_warnings():
 __all__ = ["FUZZ_RULES", "FhirEndpoint", "Receiver", "decode_stream", "read_hl7"]
 
 TOKEN = "fuzz-token-0123456789"
-FUZZ_RULES = f"""
-version: 1
-facilities:
-  - {{code: GHH, name: Good Health Hospital, tier: 1, assigning_authority: GHH,
-     aliases: [GHHSFacility, "2.16.840.1.122848.1.30", "GOOD HEALTH HOSPITAL"]}}
-  - {{code: CLINIC, name: Community Clinic, tier: 2, assigning_authority: CLN}}
-  - {{code: SENDFAC, name: any other sender, tier: 5, aliases: ["SEND FAC"]}}
-routes:
-  - {{match: {{message_type: ADT, trigger: [A01, A04, A05, A08, A28, A31]}}, action: upsert_patient}}
-  - {{match: {{message_type: ADT, trigger: A40}}, action: merge_patients}}
-  - {{match: {{message_type: ADT, trigger: A47}}, action: change_identifier}}
-  - {{match: {{message_type: ADT}}, action: ignore, reason: not used}}
-  - {{match: {{message_type: "*"}}, action: reject, reason: ADT only}}
-fhir:
-  clients: [{{name: fuzz, facility: CLINIC, token_sha256: "{hashlib.sha256(TOKEN.encode()).hexdigest()}"}}]
-"""
+FUZZ_RULES = fuzz_rules("fuzz", TOKEN)
 MAX_FRAME = 64 * 1024
 
 
