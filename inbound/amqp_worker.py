@@ -48,6 +48,7 @@ from engine.broker import (
     HL7_QUEUE,
     DeadLetterHeaders,
     broker_errors,
+    dead_letter_headers,
     declare_partitions,
     declare_topology,
     open_connection,
@@ -235,14 +236,8 @@ class Hl7QueueWorker:
     def _dead_letter(self, message: Message, error: RejectedMessage) -> None:
         assert self._producer is not None
         properties: dict[str, Any] = message.properties
-        headers = dict(message.headers or {})
-        headers.update({
-            DeadLetterHeaders.REASON: error.reason[:1000],
-            DeadLetterHeaders.LOCATION: error.location or "",
-            DeadLetterHeaders.ERROR: type(error).__name__,
-            DeadLetterHeaders.HL7_ERROR_CODE: error.hl7_error_code,
-            DeadLetterHeaders.QUEUE: _queue_of(message),
-        })
+        headers = {**dead_letter_headers(message.headers, error, _queue_of(message)),
+                   DeadLetterHeaders.HL7_ERROR_CODE: error.hl7_error_code}
         with broker_errors():  # confirmed (connection option): only then is the original acked
             self._producer.publish(
                 message.body, exchange=DEAD_EXCHANGE, routing_key=_queue_of(message), headers=headers,

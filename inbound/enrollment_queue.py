@@ -41,8 +41,8 @@ from tenacity import stop_when_event_set as stop_when_set
 from engine.broker import (
     DEAD_EXCHANGE,
     ENROLLMENT_QUEUE,
-    DeadLetterHeaders,
     broker_errors,
+    dead_letter_headers,
     declare_topology,
     is_amqp_url,
     open_connection,
@@ -328,13 +328,7 @@ class EnrollmentQueueConsumer:
 
     def _dead_letter(self, message: Message, error: RejectedMessage) -> _Outgoing:
         properties: dict[str, Any] = message.properties
-        headers = dict(message.headers or {})
-        headers.update({
-            DeadLetterHeaders.REASON: error.reason[:1000],
-            DeadLetterHeaders.LOCATION: error.location or "",
-            DeadLetterHeaders.ERROR: type(error).__name__,
-            DeadLetterHeaders.QUEUE: self._queue,
-        })
+        headers = dead_letter_headers(message.headers, error, self._queue)
         log.info("enrollment: request %s dead-lettered (%s at %s)", _fallback_id(message),
                  type(error).__name__, error.location or "-")
         return _Outgoing(DEAD_EXCHANGE, self._queue, message.body, _props(

@@ -16,7 +16,7 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 
 from engine.broker.errors import broker_errors
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, RejectedMessage
 
 __all__ = [
     "DEAD_EXCHANGE",
@@ -60,6 +60,15 @@ class DeadLetterHeaders:
     ERROR = "x-portalbridge-error"
     HL7_ERROR_CODE = "x-portalbridge-hl7-error-code"
     QUEUE = "x-portalbridge-queue"
+
+
+def dead_letter_headers(headers: dict[str, Any] | None, error: RejectedMessage, queue: str) -> dict[str, Any]:
+    """The message's own headers plus why, where and from which queue it was refused."""
+    return {**(headers or {}),
+            DeadLetterHeaders.REASON: error.reason[:1000],
+            DeadLetterHeaders.LOCATION: error.location or "",
+            DeadLetterHeaders.ERROR: type(error).__name__,
+            DeadLetterHeaders.QUEUE: queue}
 
 
 _status = Exchange(STATUS_EXCHANGE, type="topic", durable=True)
