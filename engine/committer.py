@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from engine.commands import Command, Outcome
@@ -104,6 +104,7 @@ class GroupCommitter:
         self._journal_delay = journal_delay
         self._journal_retry_at = 0.0
         self._on_commit = on_commit
+        self._local = threading.local()  # each writer's read-ahead (see _read_ahead)
         if journal is not None:
             journal.wake_with(lambda: self._queue.put(WAKE))
 
@@ -168,28 +169,57 @@ class GroupCommitter:
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
-            first = self._next()
-            if isinstance(first, Stop):
-                break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
+        ahead: list[Job] = []
+        while ahead or not stopping:
+            if ahead:
+                batch, ahead = ahead, []
+            else:
+                first = self._next()
+                if isinstance(first, Stop):
                     break
-                if isinstance(job, Stop):
-                    stopping = True
-                    break
-                if isinstance(job, Job):
-                    batch.append(job)
+                batch = [first]
+            if not stopping:
+                stopping = self._take_queued(batch)
             name = threading.current_thread().name
             self._busy[name] = Busy(time.monotonic(), len(batch))
+            read_ahead = _ReadAhead(stopping)
+            self._local.read_ahead = read_ahead
             try:
                 self._deliver(batch, self._results(batch))
             finally:
                 del self._busy[name]
+                self._local.read_ahead = None
+            ahead, stopping = read_ahead.jobs, read_ahead.stopping
         self._flush_journal()  # what was deferred before the stop
+
+    def _take_queued(self, batch: list[Job]) -> bool:
+        """Add what is queued to ``batch``, up to the group's size; True if a stop came."""
+        while len(batch) < self._max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if isinstance(job, Stop):
+                return True
+            if isinstance(job, Job):
+                batch.append(job)
+        return False
+
+    def _read_ahead(self) -> None:
+        """While a group's commit is on its way (sent, not answered yet): take the jobs that
+        queued up meanwhile and prepare them, so that reading and translating the next group
+        overlaps the database's work on this one instead of following it. They form the
+        next group. Called at most once per group (a group retried one by one commits
+        again), and only on the writer thread."""
+        read_ahead: _ReadAhead | None = getattr(self._local, "read_ahead", None)
+        if read_ahead is None or read_ahead.done:
+            return
+        read_ahead.done = True
+        if read_ahead.stopping:
+            return
+        read_ahead.stopping = self._take_queued(read_ahead.jobs)
+        for job in read_ahead.jobs:
+            self._ready(job)
 
     def _next(self) -> Job | Stop:
         """The next job; while deferred journal entries wait, write them when none comes."""
@@ -222,13 +252,20 @@ class GroupCommitter:
 
     def _results(self, batch: list[Job]) -> list[Result]:
         for job in batch:
-            if job.work is not None:
-                self._prepare(job)
-            if job.command is not None and job.error is None:
-                job.error = _storable(job.command)
+            self._ready(job)
         ready = [job for job in batch if job.command is not None and job.error is None]
         applied = dict(zip((id(job) for job in ready), self._process(ready), strict=True)) if ready else {}
         return [applied.get(id(job), (None, job.error)) for job in batch]
+
+    def _ready(self, job: Job) -> None:
+        """Prepare the job's work and check its command's values, once."""
+        if job.ready:
+            return
+        job.ready = True
+        if job.work is not None:
+            self._prepare(job)
+        if job.command is not None and job.error is None:
+            job.error = _storable(job.command)
 
     def _prepare(self, job: Job) -> None:
         assert job.work is not None
@@ -274,7 +311,7 @@ class GroupCommitter:
                 entries = self._entries(jobs, outcomes)
                 if self._journal is not None and self._journal.enabled and (entries or deferred):
                     uow.journal.add([entry for _job, entry in entries] + deferred)
-                uow.commit()
+                uow.commit_overlapping(self._read_ahead)
         except BaseException:
             if deferred and self._journal is not None:
                 self._journal.give_back(deferred)
@@ -339,6 +376,15 @@ class GroupCommitter:
                 loop.call_soon_threadsafe(settle_all, items)
             except RuntimeError:
                 log.warning("event loop closed before %d answers could be delivered", len(items))
+
+
+@dataclass(slots=True)
+class _ReadAhead:
+    """The jobs one writer took and prepared while its group committed."""
+
+    stopping: bool  # a stop was taken off the queue: take nothing more
+    jobs: list[Job] = field(default_factory=list)
+    done: bool = False
 
 
 def _storable(command: Command) -> RejectedMessage | None:

@@ -58,6 +58,7 @@ class Job:
     work: Work[Any] | None = None
     error: EngineError | None = None  # a failure while preparing
     journaled: bool = False  # its entry was committed with its effects
+    ready: bool = False  # prepared and checked (perhaps while an earlier group committed)
 
 
 class Stop:

@@ -9,7 +9,7 @@ audit entry or a journal entry exists exactly when its change does.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -91,6 +91,13 @@ class UnitOfWork(ABC):
     @abstractmethod
     def commit(self) -> None:
         """Write everything and commit; afterwards the unit of work is spent."""
+
+    def commit_overlapping(self, meanwhile: Callable[[], None]) -> None:
+        """``commit``, running ``meanwhile`` while the database works on the commit (a store
+        with round trips sends the commit first and waits for its answer after). Here, for
+        stores without: ``meanwhile`` first. It must not touch this unit of work."""
+        meanwhile()
+        self.commit()
 
     @abstractmethod
     def close(self) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, cast
 
 import orjson
+import psycopg
 from sqlalchemy import Connection, Engine, select, tuple_
 from sqlalchemy.exc import DBAPIError
 
@@ -177,10 +178,16 @@ class SqlUnitOfWork(UnitOfWork):
         return self._conn
 
     def commit(self) -> None:
+        self._commit(None)
+
+    def commit_overlapping(self, meanwhile: Callable[[], None]) -> None:
+        self._commit(meanwhile)
+
+    def _commit(self, meanwhile: Callable[[], None] | None) -> None:
         conn = self.connection
         try:
             # Every write and the COMMIT travel together: one round trip, then the fsync.
-            with _pipelined(conn):
+            with _pipelined(conn) as driver:
                 self._repo.flush()
                 self._members.flush(self._clock.now())
                 self._inbox.flush()
@@ -188,7 +195,16 @@ class SqlUnitOfWork(UnitOfWork):
                 self._notifications.flush()
                 self._audit.flush()
                 self._journal.flush()
-                conn.commit()
+                if driver is not None:
+                    # Sent now and run by the server (fsync included) while ``meanwhile``
+                    # runs here; leaving the pipeline waits for every answer, the COMMIT's
+                    # among them, and raises the first error. One sync, not psycopg's two
+                    # (its commit() syncs, and so does the pipeline's end).
+                    driver.execute("COMMIT", prepare=False)
+                if meanwhile is not None:
+                    meanwhile()
+            # SQLAlchemy's side of it; the driver's session is already idle on PostgreSQL.
+            conn.commit()
         finally:
             self.close()
 
@@ -226,11 +242,12 @@ def _rolled_back(conn: Connection) -> bool:
 
 
 @contextlib.contextmanager
-def _pipelined(connection: Connection) -> Iterator[None]:
-    """On PostgreSQL, send the writes of a commit without waiting for each one's reply."""
+def _pipelined(connection: Connection) -> Iterator[psycopg.Connection[Any] | None]:
+    """On PostgreSQL, send the writes of a commit without waiting for each one's reply; the
+    driver's connection, in pipeline mode (None elsewhere)."""
     driver = connection.connection.driver_connection if connection.dialect.name == "postgresql" else None
-    if driver is None or not hasattr(driver, "pipeline"):
-        yield
+    if not isinstance(driver, psycopg.Connection):
+        yield None
         return
     with driver.pipeline():
-        yield
+        yield driver
