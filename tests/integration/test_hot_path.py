@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, event
+import psycopg
+import pytest
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.exc import IntegrityError
 
 from engine.commands import MessageOrigin, UpsertPatientRecord
 from engine.handlers import MessageBus
@@ -138,3 +141,30 @@ def test_many_rows_go_in_chunks_of_powers_of_two(database: Engine) -> None:
     with database.connect() as conn:
         stored = conn.exec_driver_sql("SELECT control_id FROM inbound_messages").scalars().all()
     assert sorted(stored) == sorted(row["control_id"] for row in rows)
+
+
+def test_a_commit_overlapping_other_work_is_answered_before_it_returns(database: Engine) -> None:
+    """``meanwhile`` runs once, and the commit's outcome is known when it returns: committed
+    rows are visible to another connection, a refused commit raises and keeps nothing."""
+    bus = MessageBus(parse_rules(RULES), FixedClock(), SequentialIds())
+    ran: list[int] = []
+    command = _upsert("overlap-1")
+    with SqlUnitOfWork(database) as uow:
+        bus.prefetch([command], uow)
+        bus.handle(command, uow)
+        uow.commit_overlapping(lambda: ran.append(1))
+    with database.connect() as other:
+        assert other.execute(select(inbound_messages.c.control_id).where(
+            inbound_messages.c.control_id == "c-overlap-1")).scalar_one() == "c-overlap-1"
+    # The same message again, without the inbox check: its inbox row conflicts at commit
+    # (raised by the pipeline's end on PostgreSQL, after ``meanwhile``; by the insert on SQLite).
+    again = _upsert("overlap-1", family="Other")
+    with pytest.raises((IntegrityError, psycopg.IntegrityError)), \
+            SqlUnitOfWork(database, check_inbox=False) as uow:
+        bus.prefetch([again], uow)
+        bus.handle(again, uow)
+        uow.commit_overlapping(lambda: ran.append(2))
+    assert ran == ([1, 2] if database.dialect.name == "postgresql" else [1])
+    with database.connect() as other:
+        assert other.execute(select(func.count()).select_from(inbound_messages).where(
+            inbound_messages.c.control_id == "c-overlap-1")).scalar_one() == 1

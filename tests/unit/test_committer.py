@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -112,3 +113,61 @@ def test_strict_routes_are_validated_off_the_writer_in_the_production_path() -> 
     assert "MSA|AA|" in ok[-1]
     assert "MSA|AR|" in refused[-1] and "structure validation failed" in refused[-1]
     assert writer.stats.messages == 1
+
+
+class LoggedUnitOfWork(InMemoryUnitOfWork):
+    """Logs when its commit is sent and when it is answered, with ``meanwhile`` between,
+    as the SQL store runs it."""
+
+    def __init__(self, log: list[str], *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self._log = log
+
+    def commit_overlapping(self, meanwhile: Callable[[], None]) -> None:
+        self._log.append("commit sent")
+        meanwhile()
+        self.commit()
+        self._log.append("commit answered")
+
+
+class LoggedWork(Work):
+    def __init__(self, log: list[str], name: str, gate: threading.Event | None = None) -> None:
+        super().__init__(upsert(name, mrn=name.upper()))
+        self.log, self.name, self.gate = log, name, gate
+
+    def prepare(self) -> Command | None:
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        self.log.append(f"prepare {self.name}")
+        return super().prepare()
+
+    def complete(self, outcome: Outcome | None, error: EngineError | None) -> str:
+        self.log.append(f"answer {self.name}")
+        return super().complete(outcome, error)
+
+
+def test_the_next_group_is_prepared_while_a_commit_is_in_flight_and_answered_after_its_own(
+        rules: RoutingRules) -> None:
+    log: list[str] = []
+    repo, inbox, outbox = InMemoryMpiRepository(), InMemoryInbox(), InMemoryOutbox()
+    bus = MessageBus(rules, FixedClock(), SequentialIds())
+    committer = GroupCommitter(bus, lambda _check: LoggedUnitOfWork(log, repo, inbox, outbox))
+    committer.start()
+    gate = threading.Event()
+
+    async def main() -> list[str]:
+        first = asyncio.ensure_future(committer.run(LoggedWork(log, "a", gate)))
+        await asyncio.sleep(0.05)  # the writer holds "a" alone, waiting at the gate
+        rest = [asyncio.ensure_future(committer.run(LoggedWork(log, name))) for name in "bc"]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(first, *rest)
+
+    try:
+        answers = asyncio.run(main())
+    finally:
+        committer.stop()
+    assert answers == ["applied/-"] * 3
+    assert log == ["prepare a", "commit sent", "prepare b", "prepare c", "commit answered", "answer a",
+                   "commit sent", "commit answered", "answer b", "answer c"]
+    assert committer.stats.commits == 2
