@@ -16,9 +16,10 @@ from engine.rules import parse_rules
 from engine.store.member_tables import members
 from engine.store.sql_uow import SqlUnitOfWork
 from engine.store.tables import inbound_messages
-from mpi.bulk import _chunk_sizes, insert_rows
+from mpi.bulk import _chunk_sizes, insert_rows, update_rows
 from mpi.locks import _INVOLVED, _LOCK_PATIENTS_HOLDING, LOCK_NAMESPACE, text_array
 from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
+from mpi.tables import patients
 from tests.fakes import FixedClock, SequentialIds
 
 RULES = """
@@ -168,3 +169,38 @@ def test_a_commit_overlapping_other_work_is_answered_before_it_returns(database:
     with database.connect() as other:
         assert other.execute(select(func.count()).select_from(inbound_messages).where(
             inbound_messages.c.control_id == "c-overlap-1")).scalar_one() == 1
+
+
+def _patient_row(n: int, best: str, at: datetime, winner_tier: int | None = 1) -> dict[str, Any]:
+    return {"id": f"p{n}", "merged_into": None, "best": best, "provenance": "{}",
+            "winner_facility": "NORTH", "winner_tier": winner_tier, "created_at": at, "updated_at": at}
+
+
+def test_many_rows_are_updated_by_a_few_statements_each_to_its_own_values(database: Engine) -> None:
+    """13 patients updated at once (8 + 4 + 1 rows on PostgreSQL): each gets its own values,
+    NULLs and integers included; rows naming one key twice are applied in their order."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with database.begin() as conn:
+        insert_rows(conn, patients, [_patient_row(n, "{}", at) for n in range(15)])
+    later = datetime(2026, 2, 1, 12, 30, tzinfo=UTC)
+    with database.begin() as conn:
+        update_rows(conn, patients, "id", [
+            _patient_row(n, f'{{"n": {n}}}', later, winner_tier=None if n % 2 else n) for n in range(13)])
+        update_rows(conn, patients, "id", [_patient_row(14, "first", later),
+                                           _patient_row(14, "second", later)])
+    with database.connect() as conn:
+        stored = {row.id: row for row in conn.execute(select(patients))}
+    for n in range(13):
+        assert stored[f"p{n}"].best == f'{{"n": {n}}}' and stored[f"p{n}"].updated_at == later
+        assert stored[f"p{n}"].winner_tier == (None if n % 2 else n)
+    assert stored["p13"].best == "{}" and stored["p13"].updated_at == at
+    assert stored["p14"].best == "second"
+
+
+def test_a_multi_row_update_refuses_a_value_too_long_rather_than_cutting_it(pg_engine: Engine) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with pg_engine.begin() as conn:
+        insert_rows(conn, patients, [_patient_row(n, "{}", at) for n in range(2)])
+    too_long = [{**_patient_row(n, "{}", at), "winner_facility": "X" * 500} for n in range(2)]
+    with pytest.raises(psycopg.errors.StringDataRightTruncation), pg_engine.begin() as conn:
+        update_rows(conn, patients, "id", too_long)
