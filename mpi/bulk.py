@@ -1,13 +1,14 @@
-"""Writing many rows at once: few statements per table and kind of write.
+"""Writing many rows at once: one statement per table and kind of write.
 
-On PostgreSQL inserts are multi-row ``INSERT ... VALUES`` statements made by us (not by
-SQLAlchemy, which compiles one statement per row count): a group's rows in chunks of 64,
-32, ..., 1 rows (13 rows: 8 + 4 + 1), so a table has at most seven statement texts, each
-prepared once. ``executemany`` sent one statement per row, and in a pipeline psycopg
-polls the socket and flushes it after every one (py-spy and strace on ``listen``: 32
-polls and 17 sends per message, with the interpreter lock given up and taken back at
-each). ``COPY`` cannot join the pipelined commit. Inserts never ask for generated keys
-back (``inline``): a pipelined commit cannot wait for them.
+On PostgreSQL a group's inserts to a table are one ``INSERT ... SELECT * FROM unnest(...)``
+with one array literal per column (``mpi.arrays``), and its updates one ``UPDATE ... FROM
+unnest(...)``: one statement text per table and column list, prepared once, whatever the
+number of rows. ``executemany`` sent one statement per row, and in a pipeline psycopg polls
+the socket and flushes it after every one (py-spy and strace on ``listen``: 32 polls and 17
+sends per message); multi-row ``VALUES`` chunks of 64, 32, ..., 1 rows still took three
+statements a table for a group of seven. Rows with a value no array literal here carries
+go as multi-row ``VALUES`` chunks. ``COPY`` cannot join the pipelined commit. Inserts
+never ask for generated keys back (``inline``): a pipelined commit cannot wait for them.
 """
 
 from __future__ import annotations
@@ -17,23 +18,9 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from psycopg import RawCursor
-from sqlalchemy import (
-    Boolean,
-    Connection,
-    DateTime,
-    Insert,
-    Integer,
-    String,
-    Table,
-    Text,
-    TypeDecorator,
-    Update,
-    bindparam,
-    delete,
-    insert,
-    update,
-)
+from sqlalchemy import Connection, Insert, Table, TypeDecorator, Update, bindparam, delete, insert, update
 
+from mpi.arrays import Element, NotArrayable, array_literal, element_kind
 from mpi.tables import UtcDateTime
 
 __all__ = ["delete_rows", "insert_rows", "update_rows"]
@@ -44,11 +31,12 @@ Row = dict[str, Any]
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
     """Insert ``rows`` (dicts with the same keys) into ``table``.
 
-    On PostgreSQL the rows go to psycopg as positional values of multi-row inserts, with the
-    statement texts made once per table, column list and chunk size: SQLAlchemy's per-row
-    parameter processing and psycopg's reordering of named parameters cost a quarter of a
-    bulk enrollment's commit, and one statement per row a poll and a send each.
-    Values must then already be what the driver takes (aware datetimes, as everywhere here).
+    On PostgreSQL the rows go to psycopg as one array literal per column (or, failing that,
+    as positional values of multi-row inserts), with the statement texts made once per
+    table and column list: SQLAlchemy's per-row parameter processing and psycopg's
+    reordering of named parameters cost a quarter of a bulk enrollment's commit, and one
+    statement per row a poll and a send each. Values must then already be what the driver
+    takes (aware datetimes, as everywhere here).
     """
     if not rows:
         return
@@ -58,11 +46,39 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
         conn.execute(_insert(table), list(rows))
         return
     cursor = RawCursor(conn.connection.driver_connection)  # type: ignore[arg-type]
+    unnested = _unnest_insert(table, keys)
+    if unnested is not None:
+        literals = _literals(rows, keys, unnested[1])
+        if literals is not None:
+            cursor.execute(unnested[0], literals)
+            return
     start = 0
     for size in _chunk_sizes(len(rows)):
         cursor.execute(_many_rows(text, len(keys), size),
                        [row[k] for row in rows[start:start + size] for k in keys])
         start += size
+
+
+def _literals(rows: Sequence[Row], keys: tuple[str, ...], elements: tuple[Element, ...]) -> list[str] | None:
+    """One array literal per column of ``rows``; None if a value is not one arrays carry."""
+    try:
+        return [array_literal([row[k] for row in rows], element)
+                for k, element in zip(keys, elements, strict=True)]
+    except NotArrayable:
+        return None
+
+
+@cache
+def _unnest_insert(table: Table, keys: tuple[str, ...]) -> tuple[str, tuple[Element, ...]] | None:
+    """The set-based insert into ``table`` of these columns and each column's element writer;
+    None when a column's type has no array form here."""
+    kinds = [element_kind(table.c[k].type) for k in keys]
+    if any(kind is None for kind in kinds):
+        return None
+    arrays = ", ".join(f"${n + 1}::{kind[0]}[]" for n, kind in enumerate(kinds) if kind is not None)
+    columns = ", ".join(f'"{k}"' for k in keys)
+    return (f'INSERT INTO "{table.name}" ({columns}) SELECT * FROM unnest({arrays})',  # noqa: S608
+            tuple(kind[1] for kind in kinds if kind is not None))
 
 
 #: Rows of one multi-row insert at most (12 columns: 768 parameters).
@@ -106,10 +122,10 @@ def _driver_insert(table: Table, keys: tuple[str, ...]) -> str | None:
 def update_rows(conn: Connection, table: Table, key: str, rows: Sequence[Row]) -> None:
     """Update the rows of ``table`` whose ``key`` column matches each row's ``key`` value.
 
-    On PostgreSQL, like ``insert_rows``: one ``UPDATE ... FROM (VALUES ...)`` per chunk of
-    rows, in the server's placeholders, without SQLAlchemy's per-row work (``executemany``
-    sent one statement per row: with 16 MLLP connections updating patients, ten statements
-    a group where two do). Rows naming one key twice go one by one, in their order.
+    On PostgreSQL, like ``insert_rows``: one ``UPDATE ... FROM unnest(...)`` with an array
+    literal per column, without SQLAlchemy's per-row work (``executemany`` sent one statement
+    per row: with 16 MLLP connections updating patients, ten statements a group where two
+    do). Rows naming one key twice, or holding a value arrays do not carry, go one by one.
     """
     if not rows:
         return
@@ -119,16 +135,13 @@ def update_rows(conn: Connection, table: Table, key: str, rows: Sequence[Row]) -
         conn.execute(_update(table, key), [{f"b_{key}": row[key], **row} for row in rows])
         return
     driver = conn.connection.driver_connection
-    if texts.many is None or len({row[key] for row in rows}) < len(rows):
+    literals = (_literals(rows, keys, texts.elements) if texts.many is not None
+                and len({row[key] for row in rows}) == len(rows) else None)
+    if literals is None:
         driver.cursor().executemany(  # type: ignore[union-attr]
             texts.single, [(*(row[k] for k in keys), row[key]) for row in rows])
         return
-    cursor = RawCursor(driver)  # type: ignore[arg-type]
-    start = 0
-    for size in _chunk_sizes(len(rows)):
-        cursor.execute(_many_updates(texts.many, len(keys), size),
-                       [row[k] for row in rows[start:start + size] for k in keys])
-        start += size
+    RawCursor(driver).execute(texts.many, literals)  # type: ignore[arg-type]
 
 
 def delete_rows(conn: Connection, table: Table, key: str, values: Sequence[Any]) -> None:
@@ -145,41 +158,27 @@ def delete_rows(conn: Connection, table: Table, key: str, values: Sequence[Any])
 
 class _Updates(NamedTuple):
     single: str  # one row, psycopg's placeholders
-    many: tuple[str, tuple[str, ...]] | None  # the multi-row text around VALUES, each column's cast
+    many: str | None  # every row, from array literals (None: a column has no array form)
+    elements: tuple[Element, ...]  # each column's element writer, with ``many``
 
 
 @cache
 def _driver_updates(table: Table, key: str, keys: tuple[str, ...]) -> _Updates | None:
     """The update's texts, or None where SQLAlchemy's bind processing is needed (as
-    ``_driver_insert``); no multi-row text where a column's type is not one we cast."""
+    ``_driver_insert``)."""
     if _driver_insert(table, keys) is None:
         return None
     assignments = ", ".join(f'"{k}" = %s' for k in keys)
     single = f'UPDATE "{table.name}" SET {assignments} WHERE "{key}" = %s'  # noqa: S608 - our metadata
-    casts = tuple(_CASTS.get(type(table.c[k].type), "") for k in keys)
-    if "" in casts or key not in keys:
-        return _Updates(single, None)
+    unnested = _unnest_insert(table, keys)
+    if unnested is None or key not in keys:
+        return _Updates(single, None, ())
+    arrays = unnested[0].split("SELECT * FROM ", 1)[1]
     changed = ", ".join(f'"{k}" = v."{k}"' for k in keys if k != key)
     columns = ", ".join(f'"{k}"' for k in keys)
-    around = (f'UPDATE "{table.name}" AS t SET {changed} FROM (VALUES %s) AS v ({columns})'  # noqa: S608
-              f' WHERE t."{key}" = v."{key}"')
-    return _Updates(single, (around, casts))
-
-
-#: Casts of the values of a multi-row update (a VALUES list has no column types to take):
-#: the types without their lengths, so that a value too long fails the assignment as it
-#: would in an INSERT, where ``::varchar(64)`` would cut it short.
-_CASTS: dict[type, str] = {String: "varchar", Text: "text", Integer: "integer", Boolean: "boolean",
-                           UtcDateTime: "timestamptz", DateTime: "timestamptz"}
-
-
-@cache
-def _many_updates(many: tuple[str, tuple[str, ...]], width: int, size: int) -> str:
-    """The multi-row update of ``_driver_updates`` for ``size`` rows, in ``$n`` placeholders."""
-    around, casts = many
-    values = ", ".join("(" + ", ".join(f"${start + n + 1}::{cast}" for n, cast in enumerate(casts)) + ")"
-                       for start in range(0, width * size, width))
-    return around.replace("%s", values, 1)
+    many = (f'UPDATE "{table.name}" AS t SET {changed} FROM {arrays} AS v ({columns})'  # noqa: S608
+            f' WHERE t."{key}" = v."{key}"')
+    return _Updates(single, many, unnested[1])
 
 
 @cache
