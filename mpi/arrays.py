@@ -1,8 +1,8 @@
 """Column values as PostgreSQL array literals, for set-based writes of a group's rows.
 
-``INSERT ... SELECT * FROM unnest($1::varchar[], $2::timestamptz[], ...)`` writes any number
-of rows with one statement text per table and column list: prepared once, one statement
-per table and group. Each parameter is one string built here, in one pass over the
+``UPDATE ... FROM unnest($1::varchar[], $2::timestamptz[], ...)`` writes any number of rows
+with one statement text per table and column list: prepared once, one statement per table
+and group. Each parameter is one string built here, in one pass over the
 column's values; psycopg's adaptation of Python lists costs several times more.
 
 The literal syntax: elements between braces, separated by commas; every element that is
@@ -10,9 +10,8 @@ not NULL is double-quoted, with backslashes and double quotes escaped, so that n
 (empty, ``NULL``, braces, commas, spaces) can be misread.
 
 Bytes are not written here: as ``bytea``'s hex text they double in size, and the
-journal's inserts measured slower that way than as binary parameters of multi-row
-``VALUES`` (``bench/bench_mllp.py``, 16 connections: 1.56 against 1.38 ms of CPU per
-message), so a table with a binary column keeps those.
+journal's rows measured slower that way than as binary parameters of multi-row ``VALUES``
+(``bench/bench_mllp.py``, 16 connections: 1.56 against 1.38 ms of CPU per message).
 """
 
 from __future__ import annotations

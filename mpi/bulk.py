@@ -1,14 +1,16 @@
-"""Writing many rows at once: one statement per table and kind of write.
+"""Writing many rows at once: few statements per table and kind of write.
 
-On PostgreSQL a group's inserts to a table are one ``INSERT ... SELECT * FROM unnest(...)``
-with one array literal per column (``mpi.arrays``), and its updates one ``UPDATE ... FROM
-unnest(...)``: one statement text per table and column list, prepared once, whatever the
-number of rows. ``executemany`` sent one statement per row, and in a pipeline psycopg polls
-the socket and flushes it after every one (py-spy and strace on ``listen``: 32 polls and 17
-sends per message); multi-row ``VALUES`` chunks of 64, 32, ..., 1 rows still took three
-statements a table for a group of seven. Rows with a value no array literal here carries
-go as multi-row ``VALUES`` chunks. ``COPY`` cannot join the pipelined commit. Inserts
-never ask for generated keys back (``inline``): a pipelined commit cannot wait for them.
+On PostgreSQL inserts are multi-row ``INSERT ... VALUES`` statements made by us (not by
+SQLAlchemy, which compiles one statement per row count): a group's rows in chunks of 64,
+32, ..., 1 rows (13 rows: 8 + 4 + 1), so a table has at most seven statement texts, each
+prepared once. Updates are one ``UPDATE ... FROM unnest(...)`` per table and group, with one
+array literal per column (``mpi.arrays``): one text whatever the number of rows.
+``executemany`` sent one statement per row, and in a pipeline psycopg polls the socket and
+flushes it after every one (py-spy and strace on ``listen``: 32 polls and 17 sends per
+message). Inserts from array literals too measured no faster than the chunks (the literals
+cost what the statements saved), so inserts keep them. ``COPY`` cannot join the pipelined
+commit. Inserts never ask for generated keys back (``inline``): a pipelined commit cannot
+wait for them.
 """
 
 from __future__ import annotations
@@ -31,12 +33,11 @@ Row = dict[str, Any]
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
     """Insert ``rows`` (dicts with the same keys) into ``table``.
 
-    On PostgreSQL the rows go to psycopg as one array literal per column (or, failing that,
-    as positional values of multi-row inserts), with the statement texts made once per
-    table and column list: SQLAlchemy's per-row parameter processing and psycopg's
-    reordering of named parameters cost a quarter of a bulk enrollment's commit, and one
-    statement per row a poll and a send each. Values must then already be what the driver
-    takes (aware datetimes, as everywhere here).
+    On PostgreSQL the rows go to psycopg as positional values of multi-row inserts, with the
+    statement texts made once per table, column list and chunk size: SQLAlchemy's per-row
+    parameter processing and psycopg's reordering of named parameters cost a quarter of a
+    bulk enrollment's commit, and one statement per row a poll and a send each.
+    Values must then already be what the driver takes (aware datetimes, as everywhere here).
     """
     if not rows:
         return
@@ -46,12 +47,6 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
         conn.execute(_insert(table), list(rows))
         return
     cursor = RawCursor(conn.connection.driver_connection)  # type: ignore[arg-type]
-    unnested = _unnest_insert(table, keys)
-    if unnested is not None:
-        literals = _literals(rows, keys, unnested[1])
-        if literals is not None:
-            cursor.execute(unnested[0], literals)
-            return
     start = 0
     for size in _chunk_sizes(len(rows)):
         cursor.execute(_many_rows(text, len(keys), size),
@@ -69,16 +64,14 @@ def _literals(rows: Sequence[Row], keys: tuple[str, ...], elements: tuple[Elemen
 
 
 @cache
-def _unnest_insert(table: Table, keys: tuple[str, ...]) -> tuple[str, tuple[Element, ...]] | None:
-    """The set-based insert into ``table`` of these columns and each column's element writer;
-    None when a column's type has no array form here."""
+def _unnested(table: Table, keys: tuple[str, ...]) -> tuple[str, tuple[Element, ...]] | None:
+    """``unnest($1::varchar[], ...)`` over these columns of ``table`` and each column's
+    element writer; None when a column's type has no array form here."""
     kinds = [element_kind(table.c[k].type) for k in keys]
     if any(kind is None for kind in kinds):
         return None
     arrays = ", ".join(f"${n + 1}::{kind[0]}[]" for n, kind in enumerate(kinds) if kind is not None)
-    columns = ", ".join(f'"{k}"' for k in keys)
-    return (f'INSERT INTO "{table.name}" ({columns}) SELECT * FROM unnest({arrays})',  # noqa: S608
-            tuple(kind[1] for kind in kinds if kind is not None))
+    return f"unnest({arrays})", tuple(kind[1] for kind in kinds if kind is not None)
 
 
 #: Rows of one multi-row insert at most (12 columns: 768 parameters).
@@ -170,10 +163,10 @@ def _driver_updates(table: Table, key: str, keys: tuple[str, ...]) -> _Updates |
         return None
     assignments = ", ".join(f'"{k}" = %s' for k in keys)
     single = f'UPDATE "{table.name}" SET {assignments} WHERE "{key}" = %s'  # noqa: S608 - our metadata
-    unnested = _unnest_insert(table, keys)
+    unnested = _unnested(table, keys)
     if unnested is None or key not in keys:
         return _Updates(single, None, ())
-    arrays = unnested[0].split("SELECT * FROM ", 1)[1]
+    arrays = unnested[0]
     changed = ", ".join(f'"{k}" = v."{k}"' for k in keys if k != key)
     columns = ", ".join(f'"{k}"' for k in keys)
     many = (f'UPDATE "{table.name}" AS t SET {changed} FROM {arrays} AS v ({columns})'  # noqa: S608

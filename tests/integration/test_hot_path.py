@@ -15,7 +15,7 @@ from engine.handlers import MessageBus
 from engine.rules import parse_rules
 from engine.store.member_tables import members
 from engine.store.sql_uow import SqlUnitOfWork
-from engine.store.tables import inbound_messages, message_journal
+from engine.store.tables import inbound_messages
 from mpi.bulk import _chunk_sizes, insert_rows, update_rows
 from mpi.locks import _INVOLVED, _LOCK_PATIENTS_HOLDING, LOCK_NAMESPACE, text_array
 from mpi.model import Demographics, DemographicsUpdate, Identifier, PersonName, RecordKey
@@ -206,33 +206,34 @@ def test_a_multi_row_update_refuses_a_value_too_long_rather_than_cutting_it(pg_e
         update_rows(conn, patients, "id", too_long)
 
 
-def test_odd_values_of_every_column_type_travel_in_array_literals(database: Engine) -> None:
-    """Inserted and updated by set-based statements on PostgreSQL: strings that look like
-    array syntax or NULL, bytes (every byte value), aware datetimes, integers, NULLs."""
+def test_odd_values_of_every_column_type_are_updated_through_array_literals(database: Engine) -> None:
+    """Updated by one set-based statement on PostgreSQL: strings that look like array syntax
+    or NULL, aware datetimes with microseconds, integers and NULLs come back as they went."""
     at = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
-    rows = [{"received_at": at, "channel": "mllp", "sender": value, "control_id": f"odd-{n}",
-             "message_type": "ADT^A08", "outcome": "applied", "error_code": "", "error_location": "",
-             "effects": value, "payload_form": "keep", "payload": bytes(range(256)) + value.encode(),
-             "response": None if n % 2 else b"", "reprocess_of": None if n % 3 else 2**40 + n}
+    with database.begin() as conn:
+        insert_rows(conn, patients, [_patient_row(n, "{}", at) for n in range(len(ODD_VALUES))])
+    later = datetime(2027, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    rows = [{**_patient_row(n, value, later, winner_tier=None if n % 2 else 2**30 + n),
+             "provenance": value, "merged_into": None if n % 3 else value}
             for n, value in enumerate(ODD_VALUES)]
     with database.begin() as conn:
-        insert_rows(conn, message_journal, rows)
+        update_rows(conn, patients, "id", rows)
     with database.connect() as conn:
-        stored = {row.control_id: row for row in conn.execute(select(message_journal))}
+        stored = {row.id: row for row in conn.execute(select(patients))}
     for row in rows:
-        got = stored[row["control_id"]]
-        assert (got.sender, got.effects, bytes(got.payload), got.received_at) == (
-            row["sender"], row["effects"], row["payload"], at)
-        assert (None if got.response is None else bytes(got.response)) == row["response"]
-        assert got.reprocess_of == row["reprocess_of"]
+        got = stored[row["id"]]
+        assert (got.best, got.provenance, got.merged_into, got.winner_tier, got.updated_at) == (
+            row["best"], row["provenance"], row["merged_into"], row["winner_tier"], later)
 
 
 def test_a_naive_datetime_is_refused_and_an_unexpected_value_still_stored(database: Engine) -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
+    with database.begin() as conn:
+        insert_rows(conn, patients, [_patient_row(n, "{}", at) for n in (1, 2)])
     with pytest.raises((ValueError, StatementError)), database.begin() as conn:
-        insert_rows(conn, patients, [_patient_row(1, "{}", at.replace(tzinfo=None))])
+        update_rows(conn, patients, "id", [_patient_row(1, "{}", at.replace(tzinfo=None))])
     # A float in an integer column is not written as an array element: bound as it is.
     with database.begin() as conn:
-        insert_rows(conn, patients, [{**_patient_row(2, "{}", at), "winner_tier": 3.0}])
+        update_rows(conn, patients, "id", [{**_patient_row(2, "{}", at), "winner_tier": 3.0}])
     with database.connect() as conn:
-        assert conn.execute(select(patients.c.winner_tier)).scalar_one() == 3
+        assert conn.execute(select(patients.c.winner_tier).where(patients.c.id == "p2")).scalar_one() == 3
