@@ -25,7 +25,7 @@ from sqlalchemy.types import TypeEngine
 
 from mpi.tables import UtcDateTime
 
-__all__ = ["NotArrayable", "array_literal", "element_kind"]
+__all__ = ["NotArrayable", "array_literal", "element_kind", "text_element"]
 
 Element = Callable[[Any], str]
 
@@ -34,7 +34,7 @@ class NotArrayable(TypeError):
     """A value this module does not write (the caller then binds values one by one)."""
 
 
-def _text(value: Any) -> str:
+def text_element(value: Any) -> str:
     if not isinstance(value, str):
         raise NotArrayable(type(value).__name__)
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -64,8 +64,8 @@ def _stamp(value: Any) -> str:
 _KINDS: tuple[tuple[type[TypeEngine[Any]], str, Element], ...] = (
     (UtcDateTime, "timestamptz", _stamp),
     (DateTime, "timestamptz", _stamp),
-    (Text, "text", _text),
-    (String, "varchar", _text),  # no length: a value too long fails the assignment, not cut
+    (Text, "text", text_element),
+    (String, "varchar", text_element),  # no length: a value too long fails the assignment, not cut
     (Boolean, "boolean", _boolean),
     (BigInteger, "bigint", _integer),
     (Integer, "integer", _integer),

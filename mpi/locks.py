@@ -28,6 +28,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from sqlalchemy import Connection
 
+from mpi.arrays import array_literal, text_element
 from mpi.tables import patients
 
 __all__ = ["LOCK_NAMESPACE", "PATIENTS_HOLDING", "Rider", "lock_identifiers", "lock_patients",
@@ -88,7 +89,7 @@ def text_array(values: Sequence[str]) -> str:
     ``text[]``: every element quoted, backslashes and quotes escaped. Built once per group
     and sent as one string, it costs a few microseconds where psycopg's list adaptation took
     36 for each statement that carries the group's identifiers (the prefetch has four)."""
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+    return array_literal(values, text_element)
 
 
 def locked_prefetch(conn: Connection, idents: list[IdentKey],
