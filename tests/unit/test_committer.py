@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -171,3 +172,30 @@ def test_the_next_group_is_prepared_while_a_commit_is_in_flight_and_answered_aft
     assert log == ["prepare a", "commit sent", "prepare b", "prepare c", "commit answered", "answer a",
                    "commit sent", "commit answered", "answer b", "answer c"]
     assert committer.stats.commits == 2
+
+
+def test_jobs_read_ahead_with_a_stop_behind_them_are_applied_before_the_writer_stops(
+        rules: RoutingRules) -> None:
+    log: list[str] = []
+    gate = threading.Event()
+    repo, inbox, outbox = InMemoryMpiRepository(), InMemoryInbox(), InMemoryOutbox()
+
+    class Gated(LoggedUnitOfWork):
+        def commit_overlapping(self, meanwhile: Callable[[], None]) -> None:
+            assert gate.wait(10)  # the first commit is in flight until the rest has queued
+            super().commit_overlapping(meanwhile)
+
+    bus = MessageBus(rules, FixedClock(), SequentialIds())
+    committer = GroupCommitter(bus, lambda _check: Gated(log, repo, inbox, outbox))
+    committer.start()
+    first = committer.submit(upsert("a", mrn="A"))
+    time.sleep(0.05)
+    rest = [committer.submit(upsert(name, mrn=name.upper())) for name in "bc"]
+    stopping = threading.Thread(target=committer.stop)
+    stopping.start()  # its stop queues up behind b and c
+    time.sleep(0.05)
+    gate.set()
+    stopping.join(10)
+    assert not stopping.is_alive()
+    assert [f.result(1).status for f in (first, *rest)] == ["applied"] * 3
+    assert committer.stats.commits == 2 and not committer.alive
