@@ -236,11 +236,12 @@ class Hl7QueueWorker:
     def _dead_letter(self, message: Message, error: RejectedMessage) -> None:
         assert self._producer is not None
         properties: dict[str, Any] = message.properties
-        headers = {**dead_letter_headers(message.headers, error, _queue_of(message)),
+        queue = _queue_of(message)
+        headers = {**dead_letter_headers(message.headers, error, queue),
                    DeadLetterHeaders.HL7_ERROR_CODE: error.hl7_error_code}
         with broker_errors():  # confirmed (connection option): only then is the original acked
             self._producer.publish(
-                message.body, exchange=DEAD_EXCHANGE, routing_key=_queue_of(message), headers=headers,
+                message.body, exchange=DEAD_EXCHANGE, routing_key=queue, headers=headers,
                 content_type=properties.get("content_type") or HL7_CONTENT_TYPE,
                 content_encoding="binary", message_id=properties.get("message_id"),
                 correlation_id=properties.get("correlation_id"), delivery_mode=2,
