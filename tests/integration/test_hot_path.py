@@ -237,3 +237,22 @@ def test_a_naive_datetime_is_refused_and_an_unexpected_value_still_stored(databa
         update_rows(conn, patients, "id", [{**_patient_row(2, "{}", at), "winner_tier": 3.0}])
     with database.connect() as conn:
         assert conn.execute(select(patients.c.winner_tier).where(patients.c.id == "p2")).scalar_one() == 3
+
+
+def test_a_groups_updates_of_a_table_are_one_statement(pg_engine: Engine) -> None:
+    """13 patients updated by one UPDATE on PostgreSQL, counted by a statement-level trigger:
+    one statement per row (executemany) or per chunk (8 + 4 + 1) would fire it 13 or 3 times."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with pg_engine.begin() as conn:
+        insert_rows(conn, patients, [_patient_row(n, "{}", at) for n in range(13)])
+        conn.exec_driver_sql("CREATE TABLE update_statements (n int)")
+        conn.exec_driver_sql(
+            "CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN INSERT INTO update_statements VALUES (1); RETURN NULL; END $$")
+        conn.exec_driver_sql("CREATE TRIGGER counted AFTER UPDATE ON mpi_patients"
+                             " FOR EACH STATEMENT EXECUTE FUNCTION count_update()")
+    with pg_engine.begin() as conn:
+        update_rows(conn, patients, "id", [_patient_row(n, "[]", at) for n in range(13)])
+    with pg_engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM update_statements").scalar_one() == 1
+        assert conn.exec_driver_sql("SELECT count(*) FROM mpi_patients WHERE best = '[]'").scalar_one() == 13
